@@ -1,0 +1,1 @@
+"""Symbolic differential geometry and the model's equations in SymPy."""

@@ -1,0 +1,122 @@
+"""`infograv.to_jax`: agreement with SymPy, transformations, broadcasting, errors."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.special
+import sympy as sp
+
+import infograv
+
+x, y, z, G, M = sp.symbols("x y z G M")
+
+EXPRS = [
+    sp.sin(x) * sp.exp(-y**2) + sp.sqrt(x**2 + y**2 + z**2),
+    sp.log(1 + x**2) / (2 + sp.cos(y * z)) + sp.Rational(1, 3) * x**3,
+    sp.Matrix([[x * y, sp.tanh(z)], [sp.atan(x) + y, sp.erf(y / 3)]]),
+    sp.Array([[[x, 0], [1, y * z]], [[sp.pi, x**y], [z, sp.cosh(x)]]]),
+]
+
+
+def _abs_args(vals):
+    # x**y needs x > 0 to be real
+    return [abs(v) + 0.1 for v in vals]
+
+
+@pytest.mark.parametrize("expr", EXPRS, ids=["scalar", "scalar2", "matrix", "array"])
+def test_matches_sympy_evalf(expr, rng):
+    f = infograv.to_jax(expr, [x, y, z])
+    for _ in range(5):
+        vals = _abs_args(rng.normal(size=3))
+        sub = dict(zip((x, y, z), vals))
+        if isinstance(expr, sp.MatrixBase):
+            ref = np.array(expr.subs(sub).evalf(30).tolist(), dtype=float)
+        elif isinstance(expr, sp.NDimArray):
+            ref = np.array(expr.subs(sub).applyfunc(lambda e: e.evalf(30)).tolist(), dtype=float)
+        else:
+            ref = float(expr.subs(sub).evalf(30))
+        got = np.asarray(f(*vals))
+        assert got.shape == np.shape(ref)
+        # 1e-12 relative in float64: a few ulps of rounding through CSE'd arithmetic.
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-300)
+
+
+def test_constant_and_zero_entries_broadcast():
+    f = infograv.to_jax(sp.Matrix([[0, 1], [x, 2 * x]]), [x])
+    out = f(jnp.arange(3.0))
+    assert out.shape == (3, 2, 2)
+    np.testing.assert_array_equal(out[:, 0, 0], 0.0)
+    np.testing.assert_array_equal(out[:, 0, 1], 1.0)
+    np.testing.assert_array_equal(out[:, 1, 1], 2 * np.arange(3.0))
+
+
+def test_jit_vmap_grad_against_finite_differences(rng):
+    expr = sp.exp(-x**2 / 2) * sp.sin(3 * y) + x * y**2
+    f = infograv.to_jax(expr, [x, y])
+    gx = jax.jit(jax.grad(f, argnums=0))
+    pts = rng.normal(size=(4, 2))
+    for px, py in pts:
+        h = 1e-6
+        fd = (f(px + h, py) - f(px - h, py)) / (2 * h)
+        # central differences: truncation O(h^2) ~ 1e-12, rounding ~ eps/h ~ 1e-10.
+        np.testing.assert_allclose(gx(px, py), fd, rtol=1e-7, atol=1e-9)
+    batched = jax.vmap(f)(jnp.asarray(pts[:, 0]), jnp.asarray(pts[:, 1]))
+    np.testing.assert_allclose(batched, f(pts[:, 0], pts[:, 1]), rtol=1e-15)
+
+
+def test_float32_follows_inputs():
+    f = infograv.to_jax(sp.Matrix([x**2, 1]), [x])
+    out = f(jnp.float32(1.5))
+    assert out.dtype == jnp.float32
+    assert out.shape == (2, 1)  # a SymPy column Matrix
+    np.testing.assert_allclose(out[:, 0], [2.25, 1.0], rtol=1e-6)
+
+
+def test_params_are_differentiable_leaves():
+    f = infograv.to_jax(-G * M / x, [x], params={G: 2.0, M: 3.0})
+    assert f(2.0) == pytest.approx(-3.0)
+    grads = eqx.filter_grad(lambda m: m(2.0))(f)
+    assert grads.params["G"] == pytest.approx(-1.5)
+    assert grads.params["M"] == pytest.approx(-1.0)
+
+
+def test_lift_floats_makes_constants_trainable():
+    f = infograv.to_jax(sp.Float(0.25) * x**2, [x], lift_floats=True)
+    assert list(f.params) == ["_c0"]
+    g = eqx.filter_grad(lambda m: m(2.0))(f)
+    assert g.params["_c0"] == pytest.approx(4.0)
+
+
+def test_cache_returns_same_code():
+    infograv.clear_cache()
+    a = infograv.to_jax(sp.sin(x) + y, [x, y])
+    b = infograv.to_jax(sp.sin(x) + y, [x, y])
+    assert a._fn is b._fn
+
+
+def test_besselk_matches_scipy(rng):
+    nu = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+    xs = np.exp(rng.uniform(np.log(1e-2), np.log(50.0), size=6))
+    got = infograv.besselk(jnp.asarray(nu), jnp.asarray(xs))
+    # trapezoid on a double-exponentially decaying integrand: near machine precision.
+    np.testing.assert_allclose(got, scipy.special.kv(nu, xs), rtol=1e-11)
+    f = infograv.to_jax(sp.besselk(1, x), [x])
+    np.testing.assert_allclose(f(0.7), scipy.special.kv(1, 0.7), rtol=1e-11)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: infograv.to_jax(x + y, [x]), "free symbols y"),
+        (lambda: infograv.to_jax(x, [x, x]), "distinct"),
+        (lambda: infograv.to_jax(x, ["x"]), "Symbol"),
+        (lambda: infograv.to_jax(sp.Function("phi")(x), [x]), "undefined functions"),
+        (lambda: infograv.to_jax(x * G, [x, G], params={G: 1.0}), "also listed"),
+        (lambda: infograv.to_jax(sp.Eq(x, 1), [x]), "relation"),
+    ],
+)
+def test_bad_input_errors(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
