@@ -1,0 +1,1 @@
+"""infograv.geometry."""
