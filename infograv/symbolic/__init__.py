@@ -1,1 +1,3 @@
 """Symbolic differential geometry and the model's equations in SymPy."""
+
+from . import kernels as kernels
