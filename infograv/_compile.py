@@ -216,7 +216,8 @@ def to_jax(
         params.update(lifted)
     param_syms = tuple(sorted(params, key=lambda s: s.name))
     pnames = [s.name for s in param_syms]
-    dup = sorted({n for n in pnames if pnames.count(n) > 1} | (set(pnames) & {a.name for a in arg_syms}))
+    clash = set(pnames) & {a.name for a in arg_syms}
+    dup = sorted({n for n in pnames if pnames.count(n) > 1} | clash)
     if dup:
         raise ValueError(f"params: names clash with each other or with args: {', '.join(dup)}.")
 
@@ -224,8 +225,8 @@ def to_jax(
     if undefined:
         raise ValueError(
             "expr: contains undefined functions "
-            f"{', '.join(undefined)}; substitute concrete expressions (e.g. expr.subs(phi(x), ...)) "
-            "before compiling."
+            f"{', '.join(undefined)}; substitute concrete expressions "
+            "(e.g. expr.subs(phi(x), ...)) before compiling."
         )
     if sexpr.atoms(sp.Derivative):
         raise ValueError(

@@ -51,7 +51,7 @@ class Doc:
         self.parts.append(f"$$\n{body}{tag}\n$$\n")
 
     def check(self, claim: str, ok: Any) -> None:
-        """Record `claim`; raise `DerivationError` unless `ok` is true (SymPy `True` or `0 == 0`)."""
+        """Record `claim`; raise `DerivationError` unless `ok` holds (SymPy `true` or `0`)."""
         if isinstance(ok, sp.Basic):
             ok = bool(ok == sp.true) or bool(ok == 0)
         if not bool(ok):
