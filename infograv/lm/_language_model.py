@@ -84,9 +84,9 @@ class Generation:
 
 def filter_logits(
     logits: Float[Array, "B V"],
-    temperature: Float[Array, ""] | float,
+    temperature: Float[Array, ""] | float | int,
     top_k: Int[Array, ""] | int,
-    top_p: Float[Array, ""] | float,
+    top_p: Float[Array, ""] | float | int,
 ) -> Float[Array, "B V"]:
     r"""Temperature, top-k and top-p (nucleus) truncation, as samplers apply them.
 
@@ -386,9 +386,9 @@ class LanguageModel:
         max_new_tokens: int,
         *,
         num_samples: int = 1,
-        temperature: float = 1.0,
+        temperature: float | int = 1.0,
         top_k: int | None = None,
-        top_p: float | None = None,
+        top_p: float | int | None = None,
         seed: int = 0,
         stop: bool = True,
     ) -> list[Generation]:
@@ -471,9 +471,9 @@ class LanguageModel:
         prompt: str,
         max_new_tokens: int,
         *,
-        temperature: float = 1.0,
+        temperature: float | int = 1.0,
         top_k: int | None = None,
-        top_p: float | None = None,
+        top_p: float | int | None = None,
         seed: int = 0,
         stop: bool = True,
     ) -> Generation:

@@ -35,6 +35,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 from jaxtyping import Array, Float, Int
 
 from ._gguf import LlamaConfig
@@ -110,7 +111,7 @@ class LlamaWeights(eqx.Module):
 
 
 def weights_from_tensors(
-    config: LlamaConfig, tensors: dict[str, np.ndarray], dtype: jnp.dtype = jnp.float32
+    config: LlamaConfig, tensors: dict[str, np.ndarray], dtype: DTypeLike = jnp.float32
 ) -> LlamaWeights:
     """Assemble `LlamaWeights` from GGUF-named float arrays (see `read_gguf`).
 
@@ -161,7 +162,7 @@ def rms_norm(
 
 
 def rope_angles(
-    positions: Int[Array, " S"], head_dim: int, base: float, dtype: jnp.dtype
+    positions: Int[Array, " S"], head_dim: int, base: float, dtype: DTypeLike
 ) -> tuple[Float[Array, "S half"], Float[Array, "S half"]]:
     r"""$\cos$ and $\sin$ of $t\, b^{-2i/h}$ for positions $t$ and pairs $i < h/2$."""
     i = jnp.arange(head_dim // 2, dtype=dtype)
