@@ -13,4 +13,17 @@ from ._metric import (
     Metric as Metric,
     velocity_symbol as velocity_symbol,
 )
+from ._predefined import (
+    PREDEFINED as PREDEFINED,
+    conformally_flat as conformally_flat,
+    euclidean as euclidean,
+    hyperbolic as hyperbolic,
+    jacobi as jacobi,
+    kerr as kerr,
+    predefined as predefined,
+    schwarzschild as schwarzschild,
+    sphere as sphere,
+    tangherlini as tangherlini,
+    weak_field as weak_field,
+)
 from ._simplify import simplified as simplified
