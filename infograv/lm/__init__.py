@@ -15,6 +15,17 @@ from ..data._artifacts import (
     locate as locate,
     verify as verify,
 )
+from ._bert import (
+    BertConfig as BertConfig,
+    BertLayers as BertLayers,
+    BertWeights as BertWeights,
+    bert_forward as bert_forward,
+    mean_pool_normalize as mean_pool_normalize,
+)
+from ._encoder import (
+    SentenceEncoder as SentenceEncoder,
+    load_sentence_encoder as load_sentence_encoder,
+)
 from ._gguf import (
     LlamaConfig as LlamaConfig,
     build_bpe_tokenizer as build_bpe_tokenizer,
