@@ -321,7 +321,10 @@ class Metric:
                 for b in range(a, n):
                     if is_zero(g[a, b]):
                         continue
+                    free = g[a, b].free_symbols
                     for c in range(n):
+                        if x[c] not in free:
+                            continue
                         d = sp.diff(g[a, b], x[c])
                         out[a][b][c] = d
                         out[b][a][c] = d
@@ -394,15 +397,32 @@ class Metric:
             out = nested((n, n, n, n))
             nz = [[[e for e in range(n) if not is_zero(G[a][c][e])] for c in range(n)]
                   for a in range(n)]
+            free = {}
+            dG: dict[tuple[int, int, int, int], sp.Expr] = {}
+
+            def deriv(a: int, b: int, c: int, f: int) -> sp.Expr:
+                # ∂_f Γ^a_bc, computed once per independent (a, {b, c}, f)
+                key = (a, min(b, c), max(b, c), f)
+                if key not in dG:
+                    e = G[a][b][c]
+                    if key[:3] not in free:
+                        free[key[:3]] = e.free_symbols
+                    dG[key] = sp.diff(e, x[f]) if x[f] in free[key[:3]] else ZERO
+                return dG[key]
+
             for a in range(n):
                 for b in range(n):
                     for c in range(n):
                         for d in range(c + 1, n):
                             terms = []
                             if not is_zero(G[a][d][b]):
-                                terms.append(sp.diff(G[a][d][b], x[c]))
+                                t1 = deriv(a, d, b, c)
+                                if not is_zero(t1):
+                                    terms.append(t1)
                             if not is_zero(G[a][c][b]):
-                                terms.append(-sp.diff(G[a][c][b], x[d]))
+                                t2 = deriv(a, c, b, d)
+                                if not is_zero(t2):
+                                    terms.append(-t2)
                             for e in nz[a][c]:
                                 if not is_zero(G[e][d][b]):
                                     terms.append(G[a][c][e] * G[e][d][b])
