@@ -407,6 +407,10 @@ def test_errors(toy, model32):
         model32.next_token_logprobs([too_long])
     with pytest.raises(ValueError, match="context limit"):
         model32.generate("1" * (CTX - 2), 5)
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, "):
+        model32.next_token_logprobs_ids([[1, model32.vocab_size]])
+    with pytest.raises(ValueError, match="token_ids\\[1\\]: empty"):
+        model32.next_token_logprobs_ids([[1], []])
     with pytest.raises(ValueError, match="top_p"):
         model32.generate("is", 2, top_p=0.0)
     with pytest.raises(ValueError, match="temperature"):

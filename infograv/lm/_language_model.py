@@ -327,6 +327,32 @@ class LanguageModel:
         if len(prompts) == 0:
             raise ValueError("prompts: need at least one prompt.")
         ids = [self._ids(p, what=f"prompts[{i}]") for i, p in enumerate(prompts)]
+        return self.next_token_logprobs_ids(ids)
+
+    def next_token_logprobs_ids(
+        self, token_ids: Sequence[Sequence[int]]
+    ) -> tuple[Float[Array, "B V"], Float[Array, "B d"]]:
+        """`next_token_logprobs` for prompts given as token ids (no re-tokenisation).
+
+        Raises:
+            ValueError: no prompts, an empty one, one longer than the context, or an id
+                outside `[0, V)`.
+        """
+        if len(token_ids) == 0:
+            raise ValueError("token_ids: need at least one prompt.")
+        ids = []
+        for i, r in enumerate(token_ids):
+            r = [int(x) for x in r]
+            if not r:
+                raise ValueError(f"token_ids[{i}]: empty; give at least one token.")
+            if len(r) > self.context_length:
+                raise ValueError(
+                    f"token_ids[{i}]: {len(r)} tokens exceed the context limit of "
+                    f"{self.context_length} tokens; shorten it."
+                )
+            if min(r) < 0 or max(r) >= self.vocab_size:
+                raise ValueError(f"token_ids[{i}]: ids must lie in [0, {self.vocab_size}).")
+            ids.append(r)
         logps, hs = [], []
         for s in range(0, len(ids), self.batch_size):
             chunk = ids[s : s + self.batch_size]
