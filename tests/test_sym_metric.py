@@ -63,6 +63,15 @@ def test_radius_scaling_and_shapes():
         g.components[0, 0] = 5
 
 
+def test_accepts_array_and_nested_list():
+    m1 = Metric(sp.Array([[1, 0], [0, r**2]]), [r, th])
+    m2 = Metric([[1, 0], [0, r**2]], (r, th))
+    assert m1 == m2 and hash(m1) == hash(m2)
+    assert Metric(sp.Matrix([[x**2]]), x).dim == 1
+    with pytest.raises(ValueError, match="2-index"):
+        Metric(sp.Array([1, 2]), [x])
+
+
 def test_results_are_cached():
     g = _sphere2()
     assert g.riemann() is g.riemann()
@@ -252,6 +261,14 @@ def test_simplified_identities_and_shapes():
     assert simplified(A).shape == (2,)
     with pytest.raises(ValueError, match="timeout"):
         simplified(e, timeout=-1.0)
+
+
+def test_simplified_leaves_no_threads_behind():
+    import threading
+
+    before = threading.active_count()
+    simplified(_sphere2(a).riemann(), timeout=0.5)
+    assert threading.active_count() == before
 
 
 def test_simplified_respects_zero_budget_and_returns_equal_value():
