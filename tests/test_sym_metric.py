@@ -230,16 +230,34 @@ def test_latex_names_components_and_parses():
     assert r"\Gamma^{\phi}{}_{\phi \theta}" not in md  # only b ≤ c
     blocks = [ln.strip("$") for ln in md.splitlines() if ln.startswith("$$")]
     assert len(blocks) == 2
-    for b in blocks:
-        lhs, rhs = b.split(" = ", 1)
-        assert rhs.count("{") == rhs.count("}")  # balanced braces
-        assert lhs.count("{") == lhs.count("}")
+    _assert_mathtext_parses(blocks)
     assert "All components are zero" in Metric(sp.eye(2), [x, y]).latex("riemann")
     for q in ("metric", "inverse", "riemann", "riemann_lowered", "ricci", "einstein",
               "ricci_scalar", "kretschmann", "christoffel_first_kind"):
         assert g.latex(q).startswith("**")
     with pytest.raises(ValueError, match="quantity"):
         g.latex("torsion")
+
+
+def _assert_mathtext_parses(blocks):
+    """Each equation parses with matplotlib's TeX-subset parser (raises ValueError if not)."""
+    from matplotlib.mathtext import MathTextParser
+
+    parser = MathTextParser("path")
+    for b in blocks:
+        parser.parse(f"${b}$")
+
+
+def test_latex_of_curved_spaces_parses():
+    g = Metric(sp.diag(-(1 - 2 / r), 1 / (1 - 2 / r), r**2, r**2 * sp.sin(th) ** 2),
+               [sp.Symbol("t"), r, th, ph])
+    for q in ("christoffel", "riemann", "ricci_scalar"):
+        md = g.latex(q)
+        blocks = [ln.strip("$") for ln in md.splitlines() if ln.startswith("$$")]
+        assert blocks, q
+        _assert_mathtext_parses(blocks)
+    with pytest.raises(ValueError):
+        _assert_mathtext_parses([r"\frac{1}{"])  # the check can fail
 
 
 def test_latex_with_simplification_is_shorter():
