@@ -1,0 +1,168 @@
+"""`infograv paper`: everything the package produces for a paper, into one folder.
+
+The folder is built under a temporary name beside the target and swapped in only when every
+section has finished, so a second run replaces the old results cleanly and an interrupted run
+leaves the old results untouched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._io import replace_dir, write_json, write_text
+
+__all__ = ["SECTIONS", "Section", "make_paper", "Progress"]
+
+
+class Progress:
+    """Prints numbered, timed progress lines to a stream (stderr by default)."""
+
+    def __init__(self, stream=None, *, quiet: bool = False) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.quiet = quiet
+        self.t0 = time.perf_counter()
+        self.prefix = ""
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            dt = time.perf_counter() - self.t0
+            print(f"[{dt:7.1f}s] {self.prefix}{message}", file=self.stream, flush=True)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the paper output: a folder name, a title and the function that fills it."""
+
+    name: str
+    title: str
+    target: str  # "module:function", called as function(out: Path, progress) -> None
+    needs_artifacts: bool = False
+
+    def load(self) -> Callable[[Path, Callable[[str], None]], None]:
+        mod_name, fn_name = self.target.split(":")
+        return getattr(importlib.import_module(mod_name), fn_name)
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("derivations", "Derivations (theory/, executed and checked)",
+            "infograv._derive:paper_section"),
+)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("infograv", "jax", "jaxlib", "sympy", "numpy", "equinox", "diffrax",
+                "optimistix", "lineax", "matplotlib"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def make_paper(
+    out: str | os.PathLike[str],
+    *,
+    only: list[str] | None = None,
+    skip: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    sections: tuple[Section, ...] | None = None,
+) -> dict:
+    """Produce every section of the paper output into the folder `out`.
+
+    Each section writes into `out/<section>/`; `out/index.md` lists what was made, with the
+    package versions and the seconds each section took, and `out/manifest.json` holds the same as
+    data. A section whose real-model artifacts are missing is recorded as skipped with the command
+    that fetches them; any other failure aborts the run and leaves an existing `out` untouched.
+
+    Arguments:
+        out: the output folder (created; replaced atomically if it exists).
+        only: run only these sections (by name).
+        skip: leave these sections out.
+        progress: a callable taking a message (default: timed lines on stderr).
+        sections: the section list (default `SECTIONS`).
+
+    Returns:
+        The manifest (also written to `out/manifest.json`).
+
+    Raises:
+        ValueError: an unknown section name in `only`/`skip`.
+    """
+    sections = SECTIONS if sections is None else sections
+    names = [s.name for s in sections]
+    for arg, val in (("only", only), ("skip", skip)):
+        for n in val or []:
+            if n not in names:
+                raise ValueError(f"{arg}: unknown section {n!r}; sections are: {', '.join(names)}.")
+    chosen = [s for s in sections if (not only or s.name in only) and s.name not in (skip or [])]
+    prog = progress if progress is not None else Progress()
+    target = Path(out).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    manifest: dict = {"sections": [], "versions": _versions(),
+                      "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        for i, sec in enumerate(chosen, 1):
+            prog(f"[{i}/{len(chosen)}] {sec.title}")
+            folder = work / sec.name
+            folder.mkdir()
+            t0 = time.perf_counter()
+            entry = {"name": sec.name, "title": sec.title}
+            try:
+                sec.load()(folder, lambda m, s=sec.name: prog(f"  {s}: {m}"))
+                entry["status"] = "done"
+            except Exception as exc:  # only a missing artifact is tolerated
+                from .lm import ArtifactNotFoundError
+
+                if not isinstance(exc, ArtifactNotFoundError):
+                    raise
+                entry["status"] = "skipped"
+                entry["reason"] = str(exc)
+                prog(f"  {sec.name}: skipped: {exc}")
+            entry["seconds"] = round(time.perf_counter() - t0, 2)
+            entry["files"] = sorted(str(p.relative_to(work)) for p in folder.rglob("*")
+                                    if p.is_file())
+            manifest["sections"].append(entry)
+        manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_json(work / "manifest.json", manifest)
+        write_text(work / "index.md", _index(manifest))
+        replace_dir(work, target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    prog(f"done: {target}")
+    return manifest
+
+
+def _index(manifest: dict) -> str:
+    lines = ["# infograv paper output", ""]
+    lines.append(f"Made {manifest['started']} – {manifest['finished']}.")
+    lines.append("")
+    for sec in manifest["sections"]:
+        lines.append(f"## {sec['title']} (`{sec['name']}/`)")
+        lines.append("")
+        if sec["status"] == "skipped":
+            lines.append(f"**Skipped:** {sec['reason']}")
+        else:
+            lines.append(f"{len(sec['files'])} files in {sec['seconds']} s:")
+            lines.append("")
+            lines.extend(f"- [`{f}`]({f})" for f in sec["files"])
+        lines.append("")
+    lines.append("## Versions")
+    lines.append("")
+    lines.append("```json")
+    lines.append(json.dumps(manifest["versions"], indent=2))
+    lines.append("```")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""The `infograv` command line: derive, paper (end to end, atomic replacement), bad input."""
+
+import json
+
+import pytest
+import sympy as sp
+
+from infograv import _paper
+from infograv._cli import main
+
+
+def test_derive_predefined_writes_all_formats(tmp_path, capsys):
+    assert main(["derive", "sphere", "--param", "n=2", "--out", str(tmp_path), "--quiet"]) == 0
+    data = json.loads((tmp_path / "sphere.json").read_text())
+    # unit-free sphere of radius a: R = n(n-1)/a^2 = 2/a^2
+    a = sp.Symbol("a")
+    assert sp.simplify(sp.sympify(data["ricci_scalar"][""]) - 2 / a**2) == 0
+    md = (tmp_path / "sphere.md").read_text()
+    assert r"\Gamma^{\theta}{}_{\phi \phi}" in md
+    assert (tmp_path / "sphere.tex").read_text().count(r"\begin{equation*}") >= 5
+
+
+def test_derive_user_metric_from_toml(tmp_path):
+    f = tmp_path / "polar.toml"
+    f.write_text('coords = ["r", "theta"]\ndiagonal = ["1", "r^2"]\n')
+    out = tmp_path / "out"
+    assert main(["derive", "--file", str(f), "--out", str(out), "--quiet",
+                 "--quantity", "christoffel", "--quantity", "ricci_scalar"]) == 0
+    data = json.loads((out / "polar.json").read_text())
+    # flat plane in polar coordinates: Γ^r_θθ = -r, Γ^θ_rθ = 1/r, R = 0
+    assert data["christoffel"]["0,1,1"] == "-r"
+    assert data["christoffel"]["1,0,1"] == "1/r"
+    assert data["ricci_scalar"] == {}
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["derive", "nope"], "unknown name 'nope'"),
+        (["derive", "tangherlini", "--param", "D=five"], "expected an integer"),
+        (["derive", "tangherlini", "--param", "D=3"], "D"),
+        (["derive", "conformal", "--param", "phi=__import__('os')"], "unknown function"),
+        (["derive"], "one of them"),
+        (["paper", "--only", "nothing"], "unknown section"),
+    ],
+)
+def test_bad_input_exits_2_with_message(argv, match, capsys, tmp_path):
+    assert main(argv + (["--out", str(tmp_path / "o")] if argv[0] != "derive" or len(argv) > 1
+                        else [])) == 2
+    assert match in capsys.readouterr().err
+
+
+
+def test_paper_replaces_cleanly_and_failures_leave_old_output(tmp_path, monkeypatch):
+    calls = []
+
+    def good(out, progress):
+        progress("writing")
+        (out / f"file{len(calls)}.txt").write_text("x")
+        calls.append(1)
+
+    def bad(out, progress):
+        (out / "partial.txt").write_text("half")
+        raise RuntimeError("boom")
+
+    sec = _paper.Section("s", "S", "unused:unused")
+    monkeypatch.setattr(_paper.Section, "load", lambda self: good if self.name == "s" else bad)
+    target = tmp_path / "paper"
+    _paper.make_paper(target, sections=(sec,), progress=lambda m: None)
+    assert (target / "s" / "file0.txt").exists()
+    _paper.make_paper(target, sections=(sec,), progress=lambda m: None)
+    assert not (target / "s" / "file0.txt").exists(), "old results must be replaced"
+    assert (target / "s" / "file1.txt").exists()
+    with pytest.raises(RuntimeError, match="boom"):
+        _paper.make_paper(target, sections=(sec, _paper.Section("t", "T", "u:u")),
+                          progress=lambda m: None)
+    assert (target / "s" / "file1.txt").exists(), "a failed run must leave the old output"
+    assert not (target / "t").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["paper"], "no temporary folders left"
+
+
+def test_paper_main_job_end_to_end(tmp_path, capsys):
+    out = tmp_path / "paper"
+    assert main(["paper", "--out", str(out), "--only", "derivations", "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["sections"]] == ["derivations"]
+    doc = (out / "derivations" / "derivations.md").read_text()
+    assert "claims in" in doc and "Checked" in doc
+    tens = json.loads((out / "derivations" / "tensors" / "schwarzschild.json").read_text())
+    assert tens["ricci"] == {}, "Schwarzschild is Ricci-flat"
+    assert (out / "index.md").read_text().startswith("# infograv paper output")
