@@ -1,1 +1,43 @@
-"""infograv.model."""
+"""The information-gravity model: semantic space, query mass, potentials, selection law.
+
+Definitions: model.md §1–4, 6, 7, 9 (Vyshnyvetska, arXiv:2504.20951). Every kernel is compiled
+from its SymPy expression in [`infograv.symbolic.kernels`][infograv.symbolic.kernels].
+"""
+
+from ._fisher import (
+    FlipResult as FlipResult,
+    SaddleResult as SaddleResult,
+    find_flip as find_flip,
+    find_saddle as find_saddle,
+    fisher_eigenvalues as fisher_eigenvalues,
+    fisher_metric as fisher_metric,
+    scalar_curvature as scalar_curvature,
+    semantic_curvature as semantic_curvature,
+)
+from ._potential import KERNEL_NAMES as KERNEL_NAMES, Potential as Potential
+from ._query import (
+    MASS_MODELS as MASS_MODELS,
+    Query as Query,
+    specificity_mass as specificity_mass,
+    surprisal_mass as surprisal_mass,
+)
+from ._selection import (
+    StreamingResult as StreamingResult,
+    Thermodynamics as Thermodynamics,
+    background_energies as background_energies,
+    chunked_log_probs as chunked_log_probs,
+    energies as energies,
+    kl_divergence as kl_divergence,
+    log_probs as log_probs,
+    sample_tokens as sample_tokens,
+    sharded_thermodynamics as sharded_thermodynamics,
+    streaming_thermodynamics as streaming_thermodynamics,
+    thermodynamics as thermodynamics,
+)
+from ._space import (
+    SemanticSpace as SemanticSpace,
+    toy_clusters as toy_clusters,
+    toy_rings as toy_rings,
+    toy_uniform as toy_uniform,
+    unigram_masses as unigram_masses,
+)
