@@ -109,6 +109,14 @@ class SymbolicFunction(eqx.Module):
     _fn: Callable[..., list[Any]] = eqx.field(static=True)
     _param_names: tuple[str, ...] = eqx.field(static=True)
 
+    def __hash__(self) -> int:
+        # `jax.jit(f)` hashes the callable; parameters are arrays (unhashable), so a compiled
+        # function is identified by the object itself, like a plain Python function.
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
     def __call__(self, *values: Any) -> jax.Array:
         if len(values) != len(self.arg_names):
             raise TypeError(

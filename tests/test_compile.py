@@ -120,3 +120,14 @@ def test_besselk_matches_scipy(rng):
 def test_bad_input_errors(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_plain_jax_jit_of_the_compiled_function():
+    # `jax.jit(f)` must accept a compiled function like any Python function.
+    f = infograv.to_jax(G * sp.sin(x), [x], params={G: 2.0})
+    np.testing.assert_allclose(jax.jit(f)(0.5), 2 * np.sin(0.5), rtol=1e-15)
+    np.testing.assert_allclose(jax.jit(jax.vmap(f))(jnp.array([0.5, 1.0])),
+                               2 * np.sin([0.5, 1.0]), rtol=1e-15)
+    # under eqx.filter_jit the parameters stay differentiable leaves
+    g = eqx.filter_jit(eqx.filter_grad(lambda m, v: m(v)))(f, 0.5)
+    np.testing.assert_allclose(g.params["G"], np.sin(0.5), rtol=1e-15)
