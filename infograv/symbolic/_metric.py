@@ -17,7 +17,7 @@ $R^a{}_{bcd} = -R^a{}_{bdc}$, $R_{bd} = R_{db}$ to compute each independent comp
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -588,30 +588,27 @@ class Metric:
         return self._cached("weyl", build)
 
     def kretschmann(self) -> sp.Expr:
-        r"""The Kretschmann scalar $K = R_{abcd} R^{abcd} = R^a{}_{bcd} R_a{}^{bcd}$.
+        r"""The Kretschmann scalar $K = R_{abcd} R^{abcd}$.
 
         Example: for Schwarzschild $K = 48 M^2 / r^6$ (see
         [`schwarzschild`][infograv.symbolic.schwarzschild]).
         """
 
         def build() -> sp.Expr:
-            n, gi, L, R = self.dim, self.inverse(), self._riemann_lowered(), self._riemann()
-            T = L
-            # raise indices 1, 2, 3 of R_{abcd} one after the other
-            for pos in (1, 2, 3):
-                new = nested((n, n, n, n))
-                for idx in itertools.product(range(n), repeat=4):
-                    terms = []
-                    for e in range(n):
-                        src = list(idx)
-                        src[pos] = e
-                        terms.append((gi[idx[pos], e], _get(T, src)))
-                    _set(new, idx, dot(terms))
-                T = new
-            return dot(
-                (R[a][b][c][d], T[a][b][c][d])
-                for a, b, c, d in itertools.product(range(n), repeat=4)
-            )
+            # With antisymmetric index pairs p = (a<b), q = (c<d): L_pq = R_abcd and
+            # A_pq = g^ac g^bd − g^ad g^bc (symmetric), so R^abcd = (A L A)_pq and
+            # K = 4 Σ_pq L_pq (A L A)_pq = 4 tr(L A L A) = 4 Σ_pq B_pq B_qp with B = L A.
+            n, gi, L = self.dim, self.inverse(), self._riemann_lowered()
+            pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
+            A = [
+                [dot([(gi[a, c], gi[b, d]), (-gi[a, d], gi[b, c])]) for (c, d) in pairs]
+                for (a, b) in pairs
+            ]
+            Lp = [[L[a][b][c][d] for (c, d) in pairs] for (a, b) in pairs]
+            m = len(pairs)
+            B = [[dot((Lp[p][r], A[r][q]) for r in range(m)) for q in range(m)]
+                 for p in range(m)]
+            return 4 * dot((B[p][q], B[q][p]) for p in range(m) for q in range(m))
 
         return self._cached("kretschmann", build)
 
@@ -752,14 +749,3 @@ class Metric:
 
         return latex_quantity(self, quantity, simplify=simplify)
 
-
-def _get(t: Any, idx: Sequence[int]) -> sp.Expr:
-    for i in idx:
-        t = t[i]
-    return t
-
-
-def _set(t: Any, idx: Sequence[int], value: sp.Expr) -> None:
-    for i in idx[:-1]:
-        t = t[i]
-    t[idx[-1]] = value
