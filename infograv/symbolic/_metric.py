@@ -565,8 +565,9 @@ class Metric:
             k1 = sp.Rational(1, n - 2)
             k2 = R / ((n - 1) * (n - 2))
             out = nested((n, n, n, n))
-            for a, b, c in itertools.product(range(n), repeat=3):
-                for d in range(c + 1, n):
+            # independent components a < b, c < d; the rest by antisymmetry (C_aacd = 0)
+            for a, c in itertools.product(range(n), repeat=2):
+                for b, d in itertools.product(range(a + 1, n), range(c + 1, n)):
                     t1 = dot(
                         [
                             (g[a, c], Ric[b][d]),
@@ -583,6 +584,8 @@ class Metric:
                         s = s + k2 * t2
                     out[a][b][c][d] = s
                     out[a][b][d][c] = -s
+                    out[b][a][c][d] = -s
+                    out[b][a][d][c] = s
             return freeze(out, (n,) * 4)
 
         return self._cached("weyl", build)
