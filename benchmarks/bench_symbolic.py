@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -194,6 +195,8 @@ def run_worker(package: str, case: str, timeout: float) -> dict:
         )
     except subprocess.TimeoutExpired:
         return {"time": None, "status": f"> {timeout:.0f} s"}
+    if proc.returncode == -signal.SIGALRM:  # the worker's own wall-clock limit
+        return {"time": None, "status": f"> {timeout:.0f} s"}
     if proc.returncode != 0:
         tail = (proc.stderr or "").strip().splitlines()[-1:] or ["?"]
         return {"time": None, "status": f"failed: {tail[0][:80]}"}
@@ -205,10 +208,9 @@ def run_worker(package: str, case: str, timeout: float) -> dict:
 
 
 def _worker_main(package: str, case: str, timeout: float) -> None:
-    import signal
-
-    # a hard wall-clock limit inside the worker too, so a runaway computation is stopped
-    signal.alarm(int(timeout) + 60)
+    # a hard wall-clock limit inside the worker (imports and setup get 30 s extra); SIGALRM
+    # ends the process, which the parent reports as "> timeout"
+    signal.alarm(int(timeout) + 30)
     res = WORKERS[package](case)
     print(json.dumps(res))
 
