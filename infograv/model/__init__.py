@@ -14,6 +14,11 @@ from ._fisher import (
     scalar_curvature as scalar_curvature,
     semantic_curvature as semantic_curvature,
 )
+from ._poisson import (
+    grid_green_sum as grid_green_sum,
+    poisson_free_space as poisson_free_space,
+    poisson_periodic as poisson_periodic,
+)
 from ._potential import KERNEL_NAMES as KERNEL_NAMES, Potential as Potential
 from ._query import (
     MASS_MODELS as MASS_MODELS,
@@ -40,4 +45,18 @@ from ._space import (
     toy_rings as toy_rings,
     toy_uniform as toy_uniform,
     unigram_masses as unigram_masses,
+)
+from ._trajectory import (
+    CONTEXT_RULES as CONTEXT_RULES,
+    Trajectory as Trajectory,
+    generate as generate,
+)
+from ._voids import (
+    NEIGHBOURHOODS as NEIGHBOURHOODS,
+    Hallucination as Hallucination,
+    VoidResult as VoidResult,
+    find_voids as find_voids,
+    grid as grid,
+    hallucination as hallucination,
+    neighbourhood as neighbourhood,
 )

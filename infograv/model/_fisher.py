@@ -108,8 +108,11 @@ def scalar_curvature(metric_fn: Callable[[jax.Array], jax.Array], x: Any) -> Flo
         >>> round(float(scalar_curvature(sphere, jnp.array([1.0, 0.3]))), 8)
         2.0
     """
-    x = jnp.asarray(x)
+    return _scalar_curvature(metric_fn, jnp.asarray(x))
 
+
+@eqx.filter_jit
+def _scalar_curvature(metric_fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
     def christoffel(y: jax.Array) -> jax.Array:
         g = metric_fn(y)
         dg = jax.jacfwd(metric_fn)(y)  # dg[a, b, c] = d_c g_ab

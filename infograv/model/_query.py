@@ -10,6 +10,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 __all__ = ["Query", "MASS_MODELS", "surprisal_mass", "specificity_mass"]
@@ -57,12 +58,12 @@ class Query(eqx.Module):
                 m = jnp.broadcast_to(m, pos.shape[:-1])
             else:
                 raise ValueError(f"mass: expected shape {pos.shape[:-1]}, got {m.shape}.")
-        if not isinstance(pos, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(pos))):
+        if not isinstance(pos, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(pos))):
             raise ValueError("position: contains NaN or inf entries.")
         if not isinstance(m, jax.core.Tracer):
-            if not bool(jnp.all(jnp.isfinite(m))):
+            if not np.all(np.isfinite(np.asarray(m))):
                 raise ValueError("mass: information mass is NaN or inf; it must be finite.")
-            if bool(jnp.any(m < 0)):
+            if np.any(np.asarray(m) < 0):
                 raise ValueError("mass: information mass must be >= 0.")
         if mass_model not in MASS_MODELS:
             raise ValueError(
@@ -154,6 +155,7 @@ def specificity_mass(log_probs: Any) -> Float[Array, "*batch"]:
 
     Example:
         >>> import jax.numpy as jnp
+import numpy as np
         >>> float(specificity_mass(jnp.log(jnp.array([1.0, 0.0, 0.0, 0.0]))))
         2.0
     """

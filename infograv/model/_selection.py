@@ -45,7 +45,7 @@ def _check_temperature(T: Any, dtype: Any) -> jax.Array:
     T = jnp.asarray(T, dtype)
     if isinstance(T, jax.core.Tracer):
         return eqx.error_if(T, jnp.any(~(T > 0)), "T: the temperature must be > 0.")
-    if not bool(jnp.all(T > 0)):
+    if not np.all(np.asarray(T) > 0):
         raise ValueError(f"T: the temperature must be > 0 (and not NaN), got {np.asarray(T)}.")
     return T
 

@@ -133,7 +133,7 @@ class SemanticSpace(eqx.Module):
             raise ValueError("embedding: the vocabulary is empty (N = 0); need at least 1 token.")
         if d == 0:
             raise ValueError("embedding: the dimension d is 0; need d >= 1.")
-        if _concrete(emb) and not bool(jnp.all(jnp.isfinite(emb))):
+        if _concrete(emb) and not np.all(np.isfinite(np.asarray(emb))):
             raise ValueError("embedding: contains NaN or inf entries.")
         if angular:
             emb = emb / jnp.linalg.norm(emb, axis=1, keepdims=True)
@@ -146,9 +146,9 @@ class SemanticSpace(eqx.Module):
                     f"masses: expected shape ({n},) to match embedding, got {m.shape}."
                 )
             if _concrete(m):
-                if not bool(jnp.all(jnp.isfinite(m))):
+                if not np.all(np.isfinite(np.asarray(m))):
                     raise ValueError("masses: contains NaN or inf entries.")
-                if bool(jnp.any(m < 0)):
+                if np.any(np.asarray(m) < 0):
                     raise ValueError("masses: token masses must be >= 0.")
         if labels is not None:
             lab = jnp.asarray(labels)
