@@ -8,6 +8,10 @@ would write first), checked to agree with JAX before timing.
     .venv/bin/python benchmarks/bench_lm.py                    # table to stdout
     .venv/bin/python benchmarks/bench_lm.py --out bench.json   # and the numbers as JSON
 
+`--threads N` (default 1) limits both sides to the same number of threads: OpenBLAS for NumPy,
+XLA's CPU thread pool for JAX. On a shared machine one thread gives the steadiest numbers;
+OpenBLAS with more threads than free cores slows down by large factors.
+
 Needs the artifact (`infograv fetch smollm2`). Results for this machine: docs/lm/benchmark.md.
 """
 
@@ -17,27 +21,55 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 
-from infograv import lm
-from infograv._io import write_json
+def _threads_from_argv(argv: list[str]) -> int:
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if a.startswith("--threads="):
+            return int(a.split("=", 1)[1])
+    return 1
+
+
+# thread limits must be set before NumPy and JAX are imported
+_THREADS = _threads_from_argv(sys.argv)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(_THREADS)
+if _THREADS == 1:
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+        "intra_op_parallelism_threads=1"
+    ).strip()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from infograv import lm  # noqa: E402
+from infograv._io import write_json  # noqa: E402
 
 
 def numpy_forward(w: dict[str, np.ndarray], cfg: lm.LlamaConfig, ids: np.ndarray) -> np.ndarray:
-    """Final hidden states `(B, T, d)` of a llama model, float32 NumPy, full causal attention."""
+    """Final hidden states `(B, T, d)` of a llama model, float32 NumPy, full causal attention.
+
+    Written as one would for speed in NumPy: 2-D matrix products against weights transposed
+    once to `(in, out)` (see `numpy_weights`), batched `matmul` for attention.
+    """
     b, t = ids.shape
     hd, nq, nkv = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
-    x = w["embedding"][ids]
+    x = w["embedding"][ids].reshape(b * t, cfg.d_model)
     inv = cfg.rope_base ** (-np.arange(hd // 2, dtype=np.float32) * 2 / hd)
     ang = np.arange(t, dtype=np.float32)[:, None] * inv[None, :]
-    cos, sin = np.cos(ang)[None, :, None, :], np.sin(ang)[None, :, None, :]
+    cos, sin = np.cos(ang)[None, None, :, :], np.sin(ang)[None, None, :, :]
 
     def rms(v, g):
         return v / np.sqrt(np.mean(v * v, axis=-1, keepdims=True) + cfg.norm_eps) * g
+
+    def heads(v, n):  # (B*T, n*hd) -> (B, n, T, hd)
+        return v.reshape(b, t, n, hd).transpose(0, 2, 1, 3)
 
     def rope(v):
         v0, v1 = v[..., 0::2], v[..., 1::2]
@@ -47,22 +79,32 @@ def numpy_forward(w: dict[str, np.ndarray], cfg: lm.LlamaConfig, ids: np.ndarray
         return out
 
     causal = np.triu(np.full((t, t), -np.inf, dtype=np.float32), 1)
+    rep = nq // nkv
+    scale = np.float32(1 / np.sqrt(hd))
     for i in range(cfg.n_layers):
         a = rms(x, w["attn_norm"][i])
-        q = rope((a @ w["wq"][i].T).reshape(b, t, nq, hd))
-        k = rope((a @ w["wk"][i].T).reshape(b, t, nkv, hd))
-        v = (a @ w["wv"][i].T).reshape(b, t, nkv, hd)
-        rep = nq // nkv
-        k, v = np.repeat(k, rep, axis=2), np.repeat(v, rep, axis=2)
-        s = np.einsum("bqhd,bkhd->bhqk", q, k) / np.float32(np.sqrt(hd)) + causal
+        q = rope(heads(a @ w["wq"][i], nq))
+        k = np.repeat(rope(heads(a @ w["wk"][i], nkv)), rep, axis=1)
+        v = np.repeat(heads(a @ w["wv"][i], nkv), rep, axis=1)
+        s = (q @ k.transpose(0, 1, 3, 2)) * scale + causal
         s = np.exp(s - s.max(-1, keepdims=True))
         s /= s.sum(-1, keepdims=True)
-        o = np.einsum("bhqk,bkhd->bqhd", s, v).reshape(b, t, nq * hd)
-        x = x + o @ w["wo"][i].T
+        o = (s @ v).transpose(0, 2, 1, 3).reshape(b * t, nq * hd)
+        x = x + o @ w["wo"][i]
         f = rms(x, w["ffn_norm"][i])
-        g = f @ w["w_gate"][i].T
-        x = x + ((g / (1 + np.exp(-g))) * (f @ w["w_up"][i].T)) @ w["w_down"][i].T
-    return rms(x, w["final_norm"])
+        g = f @ w["w_gate"][i]
+        x = x + ((g / (1 + np.exp(-g))) * (f @ w["w_up"][i])) @ w["w_down"][i]
+    return rms(x, w["final_norm"]).reshape(b, t, cfg.d_model)
+
+
+def numpy_weights(weights: lm.LlamaWeights) -> dict[str, np.ndarray]:
+    """The weights as NumPy float32, matrices transposed once to `(in, out)`, contiguous."""
+    out = {"embedding": np.asarray(weights.embedding), "final_norm": np.asarray(weights.final_norm)}
+    for f in ("attn_norm", "ffn_norm"):
+        out[f] = np.asarray(getattr(weights.layers, f))
+    for f in ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"):
+        out[f] = np.ascontiguousarray(np.asarray(getattr(weights.layers, f)).transpose(0, 2, 1))
+    return out
 
 
 def _time(fn, repeats: int) -> tuple[float, float]:
@@ -86,13 +128,12 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8, help="parallel samples in the last run")
     ap.add_argument("--new-tokens", type=int, default=32, help="generation benchmark length")
     ap.add_argument("--out", help="write the numbers as JSON here")
+    ap.add_argument("--threads", type=int, default=1, help="threads for NumPy and JAX")
     args = ap.parse_args()
 
     model = lm.load_language_model("smollm2")
     cfg, W = model.config, model.weights
-    npw = {"embedding": np.asarray(W.embedding), "final_norm": np.asarray(W.final_norm)}
-    for f in ("attn_norm", "wq", "wk", "wv", "wo", "ffn_norm", "w_gate", "w_up", "w_down"):
-        npw[f] = np.asarray(getattr(W.layers, f))
+    npw = numpy_weights(W)
     fwd = jax.jit(lm.llama_forward)
     rng = np.random.default_rng(0)
     rows = []

@@ -143,15 +143,18 @@ def _pick(
     top_k: jax.Array,
     top_p: jax.Array,
     greedy: bool,
+    truncate: bool,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     logits = h @ weights.embedding.T
     logp = jax.nn.log_softmax(logits, axis=-1)
     ent = -jnp.sum(jnp.exp(logp) * logp, axis=-1)
     if greedy:
         tok = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    else:
+    elif truncate:
         z = filter_logits(logits, temperature, top_k, top_p)
         tok = jax.random.categorical(key, z, axis=-1).astype(jnp.int32)
+    else:  # no top-k / top-p: skip the sort over the vocabulary
+        tok = jax.random.categorical(key, logits / temperature, axis=-1).astype(jnp.int32)
     lp = jnp.take_along_axis(logp, tok[:, None], axis=-1)[:, 0]
     return tok, lp, ent
 
@@ -167,16 +170,17 @@ def _generate_core(
     top_p: jax.Array,
     n_new: int,
     greedy: bool,
+    truncate: bool,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     out = llama_forward(weights, tokens, return_cache=True)
     h0 = jax.lax.dynamic_index_in_dim(out["hidden"], length - 1, axis=1, keepdims=False)
     keys = jax.random.split(key, n_new)
-    tok0, lp0, ent0 = _pick(weights, h0, keys[0], temperature, top_k, top_p, greedy)
+    tok0, lp0, ent0 = _pick(weights, h0, keys[0], temperature, top_k, top_p, greedy, truncate)
 
     def step(carry, k):
         tok, pos, kc, vc = carry
         h, kc, vc = llama_decode_step(weights, tok, pos, kc, vc)
-        nxt, lp, ent = _pick(weights, h, k, temperature, top_k, top_p, greedy)
+        nxt, lp, ent = _pick(weights, h, k, temperature, top_k, top_p, greedy, truncate)
         return (nxt, pos + 1, kc, vc), (nxt, h, lp, ent)
 
     carry = (tok0, length.astype(jnp.int32), out["k"], out["v"])
@@ -469,6 +473,7 @@ class LanguageModel:
             jnp.asarray(1.0 if top_p is None else top_p, dtype=dt),
             max_new_tokens,
             greedy,
+            top_k is not None or top_p is not None,
         )
         toks, hs, lps, ents = (np.asarray(a) for a in (toks, hs, lps, ents))
         settings = {"temperature": float(temperature), "top_k": top_k, "top_p": top_p,
