@@ -1,6 +1,7 @@
 """The `infograv` command line: derive, paper (end to end, atomic replacement), bad input."""
 
 import json
+from pathlib import Path
 
 import pytest
 import sympy as sp
@@ -89,3 +90,14 @@ def test_paper_main_job_end_to_end(tmp_path, capsys):
     tens = json.loads((out / "derivations" / "tensors" / "schwarzschild.json").read_text())
     assert tens["ricci"] == {}, "Schwarzschild is Ricci-flat"
     assert (out / "index.md").read_text().startswith("# infograv paper output")
+    # every derivation ran, its claims held, and the committed docs/theory/ pages are current
+    root = Path(__file__).resolve().parents[1]
+    scripts = sorted(p.stem for p in (root / "theory").glob("*.py") if not p.name.startswith("_"))
+    assert scripts
+    for stem in scripts:
+        made = (out / "derivations" / f"{stem}.md").read_text(encoding="utf-8")
+        assert "**Checked:**" in made
+        page = root / "docs" / "theory" / f"{stem}.md"
+        assert page.read_text(encoding="utf-8") == made, (
+            f"{page} is stale: run `python theory/{stem}.py`"
+        )

@@ -18,15 +18,8 @@ def test_there_are_derivations():
     assert {"selection_thermodynamics", "spacetime", "conformal", "field_equations"} <= names
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
-def test_derivation_holds_and_docs_are_current(script):
-    doc, _ = _doc.build(script)
-    assert doc.checks, f"{script.name} checks no claim"
-    page = ROOT / "docs" / "theory" / f"{script.stem}.md"
-    assert page.exists(), f"run `python theory/{script.name}` to write {page}"
-    assert page.read_text(encoding="utf-8") == doc.markdown(), (
-        f"{page} is stale: run `python theory/{script.name}`"
-    )
+# Running every script, and checking that docs/theory/ is current, is done once, through the
+# main job, in tests/test_cli.py::test_paper_main_job_end_to_end.
 
 
 def test_a_false_claim_fails():
