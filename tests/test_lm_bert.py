@@ -140,6 +140,13 @@ def test_toy_batch_equals_one_by_one_and_truncation(toy):
     np.testing.assert_allclose(np.asarray(enc.embed([long]))[0], numpy_embed(t, ids), atol=1e-12)
 
 
+def test_semantic_space(toy):
+    enc = lm.load_sentence_encoder("minilm", toy[0], dtype=jnp.float64)
+    space = enc.semantic_space()
+    assert (space.n_tokens, space.dim) == (len(WORDS), D)
+    np.testing.assert_array_equal(np.asarray(space.embedding), np.asarray(enc.token_embeddings))
+
+
 def test_encoder_errors(toy, tmp_path):
     folder, _ = toy
     enc = lm.load_sentence_encoder("minilm", folder)

@@ -460,3 +460,12 @@ def test_gradient_through_the_model_is_finite(model64):
     # causality: token ids after position 3 receive no gradient through their embedding rows
     later = set(ids[0, 4:].tolist()) - set(ids[0, :4].tolist())
     assert all(np.abs(g[i]).max() == 0 for i in later)
+
+
+def test_surprisal_and_semantic_space(model64):
+    lp = np.asarray(model64.sequence_logprobs(TEXTS[0], start_token=0))
+    assert model64.surprisal_bits(TEXTS[0]) == pytest.approx(-lp.sum() / math.log(2), rel=1e-12)
+    assert model64.surprisal_bits(TEXTS[0]) > 0
+    space = model64.semantic_space()
+    assert space.n_tokens == model64.vocab_size and space.dim == D
+    np.testing.assert_array_equal(np.asarray(space.embedding), np.asarray(model64.embedding))

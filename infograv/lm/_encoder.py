@@ -95,6 +95,16 @@ class SentenceEncoder:
         ids = range(self.config.vocab_size) if ids is None else ids
         return [self.tokenizer.id_to_token(int(i)) for i in ids]
 
+    def semantic_space(self, masses: Any = None, **kwargs: Any) -> Any:
+        """The token-embedding cloud as an `infograv.model.SemanticSpace` (model.md §8).
+
+        `masses` and `kwargs` (bandwidth, labels, angular, …) are passed on to `SemanticSpace`;
+        queries are placed with `embed`.
+        """
+        from ..model import SemanticSpace
+
+        return SemanticSpace(self.token_embeddings, masses, **kwargs)
+
     def embed(self, sentences: Sequence[str]) -> Float[Array, "B d"]:
         """Unit-norm sentence embeddings.
 

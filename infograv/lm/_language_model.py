@@ -410,6 +410,27 @@ class LanguageModel:
         lp = _token_logprobs(self.weights, jnp.asarray(self._pad([ids], t)))
         return lp[: len(ids) - 1]
 
+    def surprisal_bits(self, text: str, *, start_token: int | None = 0) -> float:
+        r"""Total information of `text` under the model, in bits (the `lm_surprisal` mass).
+
+        $M = \sum_k -\log_2 P(t_k \mid t_{<k})$ over all tokens of `text`, each conditioned on
+        `start_token` (default `0`, `<|endoftext|>`, the document separator) and its prefix
+        (model.md §2). With `start_token=None` the first token is not scored.
+        """
+        lp = self.sequence_logprobs(text, start_token=start_token)
+        return float(-jnp.sum(lp) / np.log(2.0))
+
+    def semantic_space(self, masses: Any = None, **kwargs: Any) -> Any:
+        """The tied embedding as an `infograv.model.SemanticSpace` (model.md §8).
+
+        Token positions are the rows of `embedding`; `masses` and `kwargs` (bandwidth, labels,
+        angular, …) are passed on to `SemanticSpace`. The query position that goes with it is the
+        `hidden` returned by `next_token_logprobs`.
+        """
+        from ..model import SemanticSpace
+
+        return SemanticSpace(self.embedding, masses, **kwargs)
+
     def sample(
         self,
         prompt: str,
@@ -544,6 +565,7 @@ def _tensors_cached(path: Path, contents_reader: Any, cache: Path | None) -> GGU
         with atomic_path(npz) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **full.tensors)
+            os.chmod(tmp, 0o644)
     except OSError:
         pass  # a read-only cache only costs speed
     return full
