@@ -196,8 +196,8 @@ class Metric:
 
     References:
         R. M. Wald, *General Relativity* (1984), eqs. (3.1.30) and (3.4.4) for the Christoffel
-        symbols and the Riemann tensor in components (we use the $R^a{}_{bcd}$ index order of
-        MTW, *Gravitation* (1973), eq. (14.7)).
+        symbols and the Riemann tensor in components (we use the $R^a{}_{bcd}$ index order and
+        sign of Misner, Thorne and Wheeler, *Gravitation* (1973), Ch. 14).
     """
 
     __slots__ = ("_g", "_coords", "_cache")

@@ -83,7 +83,7 @@ def euclidean(n: int = 3) -> Metric:
         [0, 1]])
 
     References:
-        J. M. Lee, *Introduction to Riemannian Manifolds*, 2nd ed. (Springer, 2018), Example 2.5
+        J. M. Lee, *Introduction to Riemannian Manifolds*, 2nd ed. (Springer, 2018), Ch. 2
         (the Euclidean metric).
     """
     n = _check_int(n, "n", 1)
@@ -136,8 +136,8 @@ def hyperbolic(n: int = 2, model: str = "halfspace") -> Metric:
         ValueError: unknown `model` or `n < 2`.
 
     References:
-        Lee (2018), Ch. 3, "Hyperbolic spaces" (half-space and ball models, Theorem 3.7 on
-        their isometry); J. W. Cannon et al., "Hyperbolic geometry", in *Flavors of Geometry*,
+        Lee (2018), Ch. 3, "Hyperbolic spaces" (the half-space and ball models and their
+        isometry); J. W. Cannon et al., "Hyperbolic geometry", in *Flavors of Geometry*,
         MSRI Publ. 31 (1997), §§7–8.
     """
     n = _check_int(n, "n", 2)
@@ -298,7 +298,7 @@ def jacobi(d: int = 2, U: Any = None, E: Any = None) -> Metric:
         E: the energy (default the symbol `E`).
 
     References:
-        V. I. Arnold, *Mathematical Methods of Classical Mechanics*, 2nd ed. (1989), §45.D
+        V. I. Arnold, *Mathematical Methods of Classical Mechanics*, 2nd ed. (1989), §45
         (Maupertuis' principle, the Jacobi metric); model.md §5.
     """
     d = _check_int(d, "d", 1)
