@@ -247,13 +247,16 @@ def find_flip(
     *,
     context: tuple[Any, Any] | None = None,
     background: Any = None,
+    groups: Any = None,
     tol: float = 1e-10,
 ) -> FlipResult:
     r"""Find where, moving the query from `query.position` to `target`, the top token flips.
 
     The top token is $\arg\min_i U_i$ (independent of $T$). Bisection on the segment finds the
     first change to within `tol` (in the fraction $t$); near it an arbitrarily small query shift
-    flips the most probable token (model.md §6).
+    flips the most probable token (model.md §6). With `groups` (an `(N,)` integer array such as
+    `space.labels`), the flip is where the *group* of the top token changes (e.g. the cluster),
+    and `token_before`/`token_after` are the group ids.
 
     Raises:
         ValueError: both ends have the same top token (no flip to find), or `target` has the
@@ -267,8 +270,9 @@ def find_flip(
 
     def top(t: float) -> int:
         q = Query(a + t * (b - a), query.mass, query.mass_model)
-        return int(jnp.argmin(energies(space, q, potential, context=context,
-                                       background=background)))
+        i = int(jnp.argmin(energies(space, q, potential, context=context,
+                                    background=background)))
+        return i if groups is None else int(groups[i])
 
     lo, hi = 0.0, 1.0
     t_lo, t_hi = top(lo), top(hi)
