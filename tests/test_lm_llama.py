@@ -350,6 +350,10 @@ def test_sampling_seeded_deterministic_and_top_k_one_is_greedy(model64):
     a = model64.generate(TEXTS[1], 6, temperature=1.3, seed=5, stop=False)
     b = model64.generate(TEXTS[1], 6, temperature=1.3, seed=5, stop=False)
     assert a.token_ids == b.token_ids
+    # NumPy scalars are accepted as settings (as produced by experiment grids)
+    a_np = model64.generate(TEXTS[1], np.int64(6), temperature=np.float64(1.3), seed=np.int64(5),
+                            stop=False)
+    assert a_np.token_ids == a.token_ids
     c = model64.generate(TEXTS[1], 6, temperature=1.3, seed=6, stop=False)
     assert a.token_ids != c.token_ids
     greedy = model64.generate(TEXTS[1], 6, temperature=0, stop=False)

@@ -48,6 +48,10 @@ def bucket_length(n: int, limit: int) -> int:
     return limit
 
 
+def _as_int(x: Any) -> Any:
+    return int(x) if isinstance(x, (int, np.integer)) and not isinstance(x, bool) else x
+
+
 def _batch_bucket(n: int) -> int:
     b = 1
     while b < n:
@@ -434,13 +438,13 @@ class LanguageModel:
     def sample(
         self,
         prompt: str,
-        max_new_tokens: int,
+        max_new_tokens: int | np.integer,
         *,
-        num_samples: int = 1,
-        temperature: float | int = 1.0,
-        top_k: int | None = None,
-        top_p: float | int | None = None,
-        seed: int = 0,
+        num_samples: int | np.integer = 1,
+        temperature: float | int | np.floating | np.integer = 1.0,
+        top_k: int | np.integer | None = None,
+        top_p: float | int | np.floating | None = None,
+        seed: int | np.integer = 0,
         stop: bool = True,
     ) -> list[Generation]:
         """Draw `num_samples` continuations of `prompt` in parallel (one compiled loop).
@@ -467,6 +471,11 @@ class LanguageModel:
         Raises:
             ValueError: a bad setting (named), empty or too long prompt.
         """
+        max_new_tokens, num_samples = _as_int(max_new_tokens), _as_int(num_samples)
+        top_k = None if top_k is None else _as_int(top_k)
+        seed = _as_int(seed)
+        temperature = float(temperature)
+        top_p = None if top_p is None else float(top_p)
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens: must be an int >= 1, got {max_new_tokens!r}.")
         if not isinstance(num_samples, int) or num_samples < 1:
@@ -521,12 +530,12 @@ class LanguageModel:
     def generate(
         self,
         prompt: str,
-        max_new_tokens: int,
+        max_new_tokens: int | np.integer,
         *,
-        temperature: float | int = 1.0,
-        top_k: int | None = None,
-        top_p: float | int | None = None,
-        seed: int = 0,
+        temperature: float | int | np.floating | np.integer = 1.0,
+        top_k: int | np.integer | None = None,
+        top_p: float | int | np.floating | None = None,
+        seed: int | np.integer = 0,
         stop: bool = True,
     ) -> Generation:
         """One continuation of `prompt`; see `sample` for the arguments.
