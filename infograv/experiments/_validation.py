@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.metadata
+import inspect
 import math
 import platform
 import time
@@ -88,6 +89,8 @@ __all__ = [
 ]
 
 FAMILIES = ("newton", "plummer", "yukawa", "gaussian", "harmonic")
+QUERY_MAPS = ("scalar", "scalar_bias", "diagonal")
+LOSSES = ("full", "topk")
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,24 +105,31 @@ class ValidationSettings:
     Attributes:
         families: kernel families to fit (names of `infograv.symbolic.kernels`).
         kernel_dim: dimension of the radial profile for Newton, Plummer and Yukawa.
-        query_map: `"diagonal"` ($x_q = a\\odot h + b$) or `"scalar"` ($x_q = a h + b$).
+        query_map: `"scalar_bias"` ($x_q = a h + b$, scalar $a$; default), `"scalar"`
+            ($x_q = a h$) or `"diagonal"` ($x_q = a\\odot h + b$).
         top_k: real tokens kept exactly in the training loss; the rest form one bucket.
         n_rest: tokens sampled per prompt to estimate the model's remainder mass.
+        loss: `"full"` (exact KL over the vocabulary) or `"topk"` (top-k + remainder bucket).
+        batch_prompts: prompts per Adam step with the full loss (`None`: all).
         steps, learning_rate: Adam settings.
         max_train, max_heldout: at most this many prompts of each split (None: all).
         n_boot, level: bootstrap resamples and confidence level.
         density_k, neighbourhood_k: see the module docstring (voids).
         temperatures, n_temperature_prompts, n_samples, max_new_tokens: the temperature study.
         n_trajectories, trajectory_steps: the observed-trajectory study.
+        max_mass_prompts, max_pairs: at most this many prompts for the information-mass
+            study and perturbation pairs for the sensitivity study (None: all).
         seed: seeds every random choice.
     """
 
     families: tuple[str, ...] = FAMILIES
     kernel_dim: int = 3
-    query_map: str = "diagonal"
+    query_map: str = "scalar_bias"
+    loss: str = "full"
+    batch_prompts: int | None = 32
     top_k: int = 32
     n_rest: int = 256
-    steps: int = 600
+    steps: int = 400
     learning_rate: float = 0.03
     max_train: int | None = None
     max_heldout: int | None = None
@@ -133,14 +143,18 @@ class ValidationSettings:
     max_new_tokens: int = 10
     n_trajectories: int = 3
     trajectory_steps: int = 16
+    max_mass_prompts: int | None = None
+    max_pairs: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         bad = [f for f in self.families if f not in FAMILIES]
         if bad or not self.families:
             raise ValueError(f"families: unknown {bad}; choose from {FAMILIES} (at least one).")
-        if self.query_map not in ("diagonal", "scalar"):
-            raise ValueError(f"query_map: expected 'diagonal' or 'scalar', got {self.query_map!r}.")
+        if self.query_map not in QUERY_MAPS:
+            raise ValueError(f"query_map: expected one of {QUERY_MAPS}, got {self.query_map!r}.")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss: expected one of {LOSSES}, got {self.loss!r}.")
         if self.kernel_dim < 1:
             raise ValueError(f"kernel_dim: must be >= 1, got {self.kernel_dim}.")
         if self.top_k < 1 or self.n_rest < 1 or self.steps < 1:
@@ -155,9 +169,10 @@ class ValidationSettings:
         """A small subset that runs in about a minute (used by `infograv paper`)."""
         return cls(
             families=("plummer", "gaussian", "harmonic"),
-            steps=300, max_train=80, max_heldout=48, n_boot=1000,
-            temperatures=(0.3, 1.0, 1.5), n_temperature_prompts=4, n_samples=4,
-            max_new_tokens=6, n_trajectories=1, trajectory_steps=8,
+            steps=150, max_train=64, max_heldout=40, n_boot=1000,
+            temperatures=(0.3, 1.0, 1.5), n_temperature_prompts=3, n_samples=4,
+            max_new_tokens=6, n_trajectories=1, trajectory_steps=8, max_mass_prompts=48,
+            max_pairs=24,
         )
 
 
@@ -402,8 +417,11 @@ def _safe_norm_from_sq(r2: jax.Array) -> jax.Array:
 
 
 def _query(theta: Mapping[str, jax.Array], h: jax.Array) -> jax.Array:
-    """x_q = a * h + b (a diagonal or scalar), broadcast explicitly."""
-    return jnp.broadcast_to(theta["a"], h.shape) * h + jnp.broadcast_to(theta["b"], h.shape)
+    """x_q = a * h (+ b): `a` scalar or diagonal, `b` optional; broadcast explicitly."""
+    q = jnp.broadcast_to(theta["a"], h.shape) * h
+    if "b" in theta:
+        q = q + jnp.broadcast_to(theta["b"], h.shape)
+    return q
 
 
 def _energies(family: KernelFamily, theta: Mapping[str, Any], h: jax.Array, x: jax.Array,
@@ -428,6 +446,7 @@ def adam_minimise(
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
+    batches: Any = None,
 ) -> tuple[Any, jax.Array]:
     r"""Minimise `loss(params)` with Adam (full batch, fixed number of steps, under `jit`).
 
@@ -440,6 +459,8 @@ def adam_minimise(
         params: the initial pytree.
         steps: number of steps.
         learning_rate: $\eta$.
+        batches: optional integer array `(steps, batch)`; step `i` then minimises
+            `loss(params, batches[i])` (minibatch Adam).
 
     Returns:
         `(params, losses)`: the final parameters and the loss before each step, shape `(steps,)`.
@@ -457,9 +478,10 @@ def adam_minimise(
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
     dtype = jax.tree_util.tree_leaves(params)[0].dtype
 
-    def step(carry: Any, i: jax.Array) -> tuple[Any, jax.Array]:
+    def step(carry: Any, xs: Any) -> tuple[Any, jax.Array]:
         p, m, v = carry
-        val, g = value_and_grad(p)
+        i, batch = xs
+        val, g = value_and_grad(p) if batch is None else value_and_grad(p, batch)
         m = jax.tree_util.tree_map(lambda m_, g_: b1 * m_ + (1 - b1) * g_, m, g)
         v = jax.tree_util.tree_map(lambda v_, g_: b2 * v_ + (1 - b2) * g_ * g_, v, g)
         c1 = 1 - jnp.power(jnp.asarray(b1, dtype), i + 1)
@@ -471,8 +493,8 @@ def adam_minimise(
 
     @jax.jit
     def run(p0: Any) -> tuple[Any, jax.Array]:
-        (p, _, _), losses = jax.lax.scan(step, (p0, zeros, zeros),
-                                         jnp.arange(steps, dtype=dtype))
+        xs = (jnp.arange(steps, dtype=dtype), None if batches is None else jnp.asarray(batches))
+        (p, _, _), losses = jax.lax.scan(step, (p0, zeros, zeros), xs)
         return p, losses
 
     return run(params)
@@ -512,12 +534,13 @@ def _init_theta(family: KernelFamily, h: np.ndarray, emb: np.ndarray, top: np.nd
         else:  # G: energy differences of order a few units at distance `scale`
             log[n] = math.log(4.0) + (math.log(scale) if family.name in ("newton", "plummer",
                                                                           "yukawa") else 0.0)
-    shape = (d,) if query_map == "diagonal" else ()
-    return {
-        "a": jnp.ones(shape, dtype),
-        "b": jnp.zeros((d,), dtype),
+    theta: dict[str, Any] = {
+        "a": jnp.ones((d,) if query_map == "diagonal" else (), dtype),
         "log": {n: jnp.asarray(v, dtype) for n, v in log.items()},
     }
+    if query_map != "scalar":
+        theta["b"] = jnp.zeros((d,), dtype)
+    return theta
 
 
 def fit_kernel(
@@ -530,15 +553,23 @@ def fit_kernel(
     n_rest: int = 256,
     steps: int = 600,
     learning_rate: float = 0.03,
-    query_map: str = "diagonal",
+    query_map: str = "scalar_bias",
+    loss: str = "full",
+    batch_prompts: int | None = 32,
     seed: int = 0,
 ) -> dict[str, Any]:
     r"""Fit one kernel family to real next-token distributions by minimising KL.
 
-    Loss: the mean over prompts of $\mathrm{KL}(P\,\|\,Q_\theta)$ on the real top-`top_k`
-    tokens plus one remainder bucket, with $Q_\theta \propto e^{-U_i(\theta)}$,
-    $U_i = \Phi_\theta(|x_i - x_q(\theta)|)$, $x_q = a\odot h + b$. The remainder of
-    $Z_\theta$ is estimated from `n_rest` uniformly sampled other tokens (see the module docs).
+    Loss: the mean over prompts of $\mathrm{KL}(P\,\|\,Q_\theta)$ with
+    $Q_\theta \propto e^{-U_i(\theta)}$, $U_i = \Phi_\theta(|x_i - x_q(\theta)|)$ and
+    $x_q = a h + b$ (`query_map`). With `loss="full"` the KL is exact over the whole vocabulary:
+    for the scalar maps $|x_q - x_i|^2 = a^2|h|^2 + 2a\,h\cdot b + |b|^2 - 2a\,h\cdot x_i
+    - 2\,b\cdot x_i + |x_i|^2$ needs only the fixed products $h\cdot x_i$ (computed once) and
+    $E b$, so a step costs $O(BV + Vd)$. With `loss="topk"` the KL is taken on the real
+    top-`top_k` tokens plus one remainder bucket whose model mass is estimated from `n_rest`
+    uniformly sampled other tokens (for the diagonal map, whose exact loss costs $O(BVd)$).
+    With `loss="full"` each Adam step uses a random minibatch of `batch_prompts` prompts
+    (seeded; `None`: all prompts every step); the reported `final_loss` is on all prompts.
 
     Arguments:
         family: from [`kernel_family`][infograv.experiments.kernel_family].
@@ -565,11 +596,35 @@ def fit_kernel(
             f"hidden {h.shape}, logp {lp.shape}, embedding {emb.shape}: need (B, d), (B, V), "
             "(V, d) with matching B, V, d."
         )
-    if query_map not in ("diagonal", "scalar"):
-        raise ValueError(f"query_map: expected 'diagonal' or 'scalar', got {query_map!r}.")
+    if query_map not in QUERY_MAPS:
+        raise ValueError(f"query_map: expected one of {QUERY_MAPS}, got {query_map!r}.")
+    if loss not in LOSSES:
+        raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}.")
     dtype = jnp.asarray(h[:1]).dtype
     V = emb.shape[0]
     top, rest, p_top, p_rest = _training_sets(lp, top_k, n_rest, seed)
+    theta0 = _init_theta(family, h, emb, top, query_map, dtype)
+    if loss == "full":
+        loss_fn = _full_loss(family, h, lp, emb, dtype)
+        B = h.shape[0]
+        batches = None
+        if batch_prompts is not None and batch_prompts < B:
+            rng = np.random.default_rng(seed)
+            batches = np.stack([rng.choice(B, batch_prompts, replace=False)
+                                for _ in range(steps)]).astype(np.int32)
+        all_rows = jnp.arange(B)
+        objective = loss_fn if batches is not None else (lambda th: loss_fn(th, all_rows))
+        theta, losses = adam_minimise(objective, theta0, steps=steps,
+                                      learning_rate=learning_rate, batches=batches)
+        return {
+            "family": family.name, "d": family.d, "theta": theta,
+            "params": {n: float(jnp.exp(v)) for n, v in theta["log"].items()},
+            "losses": np.asarray(losses),
+            "final_loss": float(jax.jit(loss_fn)(theta, all_rows)),
+            "settings": {"loss": loss, "steps": steps, "learning_rate": learning_rate,
+                         "query_map": query_map, "batch_prompts": batch_prompts,
+                         "seed": seed},
+        }
     n_other = V - top.shape[1]
     idx = np.concatenate([top, rest], axis=1)
     x = jnp.asarray(emb[idx], dtype)                         # (B, k + s, d)
@@ -581,7 +636,7 @@ def fit_kernel(
     pr = jnp.asarray(p_rest, dtype)
     entropy_part = jnp.sum(pt * jnp.log(pt), axis=1) + pr * jnp.log(pr)
 
-    def loss(theta: Any) -> jax.Array:
+    def bucket_loss(theta: Any) -> jax.Array:
         logits = -_energies(family, theta, hj, x, x_sq)
         lt, lr = logits[:, :k], logits[:, k:] + log_w
         log_rest = jax.nn.logsumexp(lr, axis=1)
@@ -589,18 +644,50 @@ def fit_kernel(
         cross = jnp.sum(pt * (lt - log_z[:, None]), axis=1) + pr * (log_rest - log_z)
         return jnp.mean(entropy_part - cross)
 
-    theta0 = _init_theta(family, h, emb, top, query_map, dtype)
-    theta, losses = adam_minimise(loss, theta0, steps=steps, learning_rate=learning_rate)
+    theta, losses = adam_minimise(bucket_loss, theta0, steps=steps, learning_rate=learning_rate)
     return {
         "family": family.name,
         "d": family.d,
         "theta": theta,
         "params": {n: float(jnp.exp(v)) for n, v in theta["log"].items()},
         "losses": np.asarray(losses),
-        "final_loss": float(loss(theta)),
-        "settings": {"top_k": int(k), "n_rest": int(rest.shape[1]), "steps": steps,
-                     "learning_rate": learning_rate, "query_map": query_map, "seed": seed},
+        "final_loss": float(bucket_loss(theta)),
+        "settings": {"loss": loss, "top_k": int(k), "n_rest": int(rest.shape[1]),
+                     "steps": steps, "learning_rate": learning_rate, "query_map": query_map,
+                     "seed": seed},
     }
+
+
+def _full_loss(family: KernelFamily, h: np.ndarray, lp: np.ndarray, emb: np.ndarray,
+               dtype: Any) -> Callable[[Any], jax.Array]:
+    """Exact mean KL over the whole vocabulary (see `fit_kernel`)."""
+    hj = jnp.asarray(h, dtype)
+    ej = jnp.asarray(emb, dtype)
+    e_sq = jnp.sum(ej * ej, axis=-1)[None, :]
+    h_sq = jnp.sum(hj * hj, axis=-1)[:, None]
+    cross = jnp.asarray(h @ emb.T, dtype)                  # (B, V), fixed
+    p = jnp.asarray(np.exp(lp), dtype)
+    neg_entropy = jnp.asarray(np.sum(np.exp(lp) * lp, axis=1), dtype)
+
+    def loss(theta: Any, rows: jax.Array) -> jax.Array:
+        a = theta["a"]
+        hr = hj[rows]
+        if a.ndim == 0:
+            q_sq = a * a * h_sq[rows]
+            qe = a * cross[rows]
+            if "b" in theta:
+                b = theta["b"]
+                q_sq = q_sq + 2 * a * (hr @ b)[:, None] + jnp.sum(b * b)
+                qe = qe + (ej @ b)[None, :]
+        else:
+            q = _query(theta, hr)
+            q_sq = jnp.sum(q * q, axis=-1)[:, None]
+            qe = q @ ej.T
+        r = _safe_norm_from_sq(jnp.maximum(q_sq - 2 * qe + e_sq, 0.0))
+        logq = jax.nn.log_softmax(-family.potential(r, theta["log"]), axis=-1)
+        return jnp.mean(neg_entropy[rows] - jnp.sum(p[rows] * logq, axis=-1))
+
+    return loss
 
 
 def _model_logprobs(family: KernelFamily, theta: Any, hidden: np.ndarray, emb: jax.Array,
@@ -691,7 +778,9 @@ def extract_distributions(model: Any, texts: Sequence[str], *, batch: int = 16
 
 
 def _generate(model: Any, prompt: str, n: int, **kw: Any) -> tuple[list[int], np.ndarray]:
-    """Generated token ids and the per-step final hidden states `(n, d)`."""
+    """Generated token ids and the per-step final hidden states `(n, d)` (no early stop)."""
+    if "stop" in inspect.signature(model.generate).parameters:
+        kw["stop"] = False
     out = model.generate(prompt, n, **kw)
     if isinstance(out, tuple):
         ids, hidden = out[0], out[-1]
@@ -745,6 +834,7 @@ def fit_study(
         fit = fit_kernel(fam, h_tr, lp_tr, embedding, top_k=settings.top_k,
                          n_rest=settings.n_rest, steps=settings.steps,
                          learning_rate=settings.learning_rate, query_map=settings.query_map,
+                         loss=settings.loss, batch_prompts=settings.batch_prompts,
                          seed=settings.seed)
         logq = _model_logprobs(fam, fit["theta"], h_te, emb, emb_sq)
         ev = evaluate_fit(logq, lp_te, **kw)
@@ -889,6 +979,17 @@ def sensitivity_study(
     }
 
 
+def _samples(model: Any, prompt: str, n_new: int, n_samples: int, temperature: float,
+             seed: int) -> list[list[int]]:
+    """`n_samples` continuations (token ids), in parallel when the model offers `sample`."""
+    if hasattr(model, "sample"):
+        gens = model.sample(prompt, n_new, num_samples=n_samples, temperature=temperature,
+                            seed=seed, stop=False)
+        return [[int(t) for t in g.token_ids] for g in gens]
+    return [_generate(model, prompt, n_new, temperature=temperature, seed=seed + s)[0]
+            for s in range(n_samples)]
+
+
 def _distinct(seqs: Sequence[Sequence[int]], n: int) -> float:
     grams = [tuple(s[i:i + n]) for s in seqs for i in range(len(s) - n + 1)]
     return len(set(grams)) / len(grams) if grams else float("nan")
@@ -899,7 +1000,8 @@ def temperature_study(model: Any, prompts: Sequence[str], settings: ValidationSe
     """Claim 3b (temperature): diversity of sampled continuations rises with T.
 
     For each prompt and temperature, `n_samples` continuations of `max_new_tokens` tokens
-    (seeds 0, 1, …). Diversity: distinct-2 (unique bigrams / bigrams over the pooled samples).
+    (no early stop; a fixed seed per temperature). Diversity: distinct-2 (unique bigrams /
+    bigrams over the pooled samples).
     Statistic: the per-prompt Spearman correlation of diversity with T, averaged over prompts
     (bootstrap over prompts). Also the entropy of the first-token distribution at each T
     (from `first_logp`), which the selection law predicts rises with T.
@@ -909,8 +1011,8 @@ def temperature_study(model: Any, prompts: Sequence[str], settings: ValidationSe
     d1 = np.zeros_like(div)
     for i, p in enumerate(prompts):
         for j, t in enumerate(temps):
-            seqs = [_generate(model, p, settings.max_new_tokens, temperature=float(t),
-                              seed=settings.seed + s)[0] for s in range(settings.n_samples)]
+            seqs = _samples(model, p, settings.max_new_tokens, settings.n_samples, float(t),
+                            settings.seed + 1000 * j)
             div[i, j] = _distinct(seqs, 2)
             d1[i, j] = _distinct(seqs, 1)
     per_prompt = np.array([spearman(temps, row) for row in div])
@@ -1243,9 +1345,7 @@ def run_validation(
     best = min(fit["families"], key=lambda n: fit["families"][n]["mean_kl"][0])
     fam, fitted = fit["fits"][best]
     progress(f"sensitivity: perturbation pairs against the Fisher metric of {best}")
-    pairs = load_perturbations()
-    if quick:
-        pairs = _subset(pairs, 24, settings.seed)
+    pairs = _subset(load_perturbations(), settings.max_pairs, settings.seed)
     lp_a, h_a = extract_distributions(model, [q.text_a for q in pairs])
     lp_b, h_b = extract_distributions(model, [q.text_b for q in pairs])
     results["sensitivity"] = sensitivity_study(lp_a, h_a, lp_b, h_b, embedding, fam,
@@ -1262,8 +1362,11 @@ def run_validation(
     t0 = tick("temperature", t0)
 
     progress("information mass: entropy against surprisal mass")
-    results["mass"] = mass_study(model, [p.text for p in prompts_all], lp_all, settings)
-    results["mass"]["category"] = [p.category for p in prompts_all]
+    keep = _subset(list(range(len(prompts_all))), settings.max_mass_prompts, settings.seed)
+    mass_prompts = [prompts_all[i] for i in keep]
+    results["mass"] = mass_study(model, [p.text for p in mass_prompts], lp_all[keep], settings)
+    results["mass"]["category"] = [p.category for p in mass_prompts]
+    results["mass"]["id"] = [p.id for p in mass_prompts]
     t0 = tick("mass", t0)
 
     progress("observed token trajectories")
@@ -1331,7 +1434,7 @@ def _write_outputs(out: Path, results: Mapping[str, Any], settings: ValidationSe
             rows["distinct2"].append(float(t["distinct2"][i, j]))
     write_csv(out / "temperature.csv", rows)
     m = results["mass"]
-    mcols = {"id": [p.id for p in prompts_all], "category": m["category"],
+    mcols = {"id": m["id"], "category": m["category"],
              "entropy": m["entropy"], "lm_surprisal_bits": m["lm_surprisal"],
              "n_tokens": m["n_tokens"]}
     if m.get("wordfreq_available"):
