@@ -466,6 +466,18 @@ def test_gradient_through_the_model_is_finite(model64):
     assert all(np.abs(g[i]).max() == 0 for i in later)
 
 
+def test_sequence_logprobs_many_equals_one_by_one(toy, model64):
+    many = model64.sequence_logprobs_many(TEXTS[:3] + ["is " * 20], start_token=0)
+    for text, lp in zip(TEXTS[:3] + ["is " * 20], many, strict=True):
+        ids = [0, *model64.encode(text)]
+        want = numpy_forward(toy[1], ids)["logp"][np.arange(len(ids) - 1), ids[1:]]
+        np.testing.assert_allclose(lp, want, atol=1e-10)
+    bits = model64.surprisal_bits_many(TEXTS[:3])
+    np.testing.assert_allclose(bits, [-m.sum() / math.log(2) for m in many[:3]], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"texts\[1\]: need at least two tokens"):
+        model64.sequence_logprobs_many(["is a", "x"])
+
+
 def test_surprisal_and_semantic_space(model64):
     lp = np.asarray(model64.sequence_logprobs(TEXTS[0], start_token=0))
     assert model64.surprisal_bits(TEXTS[0]) == pytest.approx(-lp.sum() / math.log(2), rel=1e-12)

@@ -134,9 +134,10 @@ def _all_layers(weights: LlamaWeights, tokens: jax.Array) -> jax.Array:
 
 @eqx.filter_jit
 def _token_logprobs(weights: LlamaWeights, tokens: jax.Array) -> jax.Array:
-    h = llama_forward(weights, tokens)["hidden"][0]
-    logp = jax.nn.log_softmax(h[:-1] @ weights.embedding.T, axis=-1)
-    return jnp.take_along_axis(logp, tokens[0, 1:, None], axis=-1)[:, 0]
+    h = llama_forward(weights, tokens)["hidden"][:, :-1]
+    logits = jnp.einsum("btd,vd->btv", h, weights.embedding)
+    target = jnp.take_along_axis(logits, tokens[:, 1:, None], axis=-1)[..., 0]
+    return target - jax.scipy.special.logsumexp(logits, axis=-1)
 
 
 def _pick(
@@ -401,28 +402,68 @@ class LanguageModel:
         Raises:
             ValueError: empty text, fewer than two tokens to score, or longer than the context.
         """
-        ids = self._ids(text, what="text")
-        if start_token is not None:
-            if not 0 <= int(start_token) < self.vocab_size:
-                raise ValueError(f"start_token: must be in [0, {self.vocab_size}).")
-            ids = [int(start_token), *ids]
-            if len(ids) > self.context_length:
-                raise ValueError(f"text: exceeds the context limit of {self.context_length}.")
-        if len(ids) < 2:
-            raise ValueError("text: need at least two tokens (or a start_token) to score.")
-        t = bucket_length(len(ids), self.context_length)
-        lp = _token_logprobs(self.weights, jnp.asarray(self._pad([ids], t)))
-        return lp[: len(ids) - 1]
+        return jnp.asarray(self.sequence_logprobs_many([text], start_token=start_token)[0])
+
+    def sequence_logprobs_many(
+        self, texts: Sequence[str], *, start_token: int | None = None
+    ) -> list[np.ndarray]:
+        """`sequence_logprobs` for many texts, batched (one array per text, as NumPy).
+
+        Texts are grouped so that one call scores at most ~1024 positions (the `(B, T, V)`
+        logits stay below ~200 MB in float32).
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        if len(texts) == 0:
+            raise ValueError("texts: need at least one text.")
+        rows = []
+        for i, text in enumerate(texts):
+            what = "text" if len(texts) == 1 else f"texts[{i}]"
+            ids = self._ids(text, what=what)
+            if start_token is not None:
+                if not 0 <= int(start_token) < self.vocab_size:
+                    raise ValueError(f"start_token: must be in [0, {self.vocab_size}).")
+                ids = [int(start_token), *ids]
+                if len(ids) > self.context_length:
+                    raise ValueError(
+                        f"{what}: exceeds the context limit of {self.context_length} tokens."
+                    )
+            if len(ids) < 2:
+                raise ValueError(f"{what}: need at least two tokens (or a start_token) to score.")
+            rows.append(ids)
+        order = sorted(range(len(rows)), key=lambda k: len(rows[k]))
+        out: list[np.ndarray] = [np.empty(0)] * len(rows)
+        s = 0
+        while s < len(order):
+            t = bucket_length(len(rows[order[s]]), self.context_length)
+            cap = max(1, min(self.batch_size, 1024 // t))
+            group = []
+            while s < len(order) and len(group) < cap and len(rows[order[s]]) <= t:
+                group.append(order[s])
+                s += 1
+            nb = _batch_bucket(len(group))
+            batch = [rows[k] for k in group] + [[self.config.pad_id]] * (nb - len(group))
+            lp = np.asarray(_token_logprobs(self.weights, jnp.asarray(self._pad(batch, t))))
+            for r, k in enumerate(group):
+                out[k] = lp[r, : len(rows[k]) - 1]
+        return out
 
     def surprisal_bits(self, text: str, *, start_token: int | None = 0) -> float:
         r"""Total information of `text` under the model, in bits (the `lm_surprisal` mass).
 
         $M = \sum_k -\log_2 P(t_k \mid t_{<k})$ over all tokens of `text`, each conditioned on
         `start_token` (default `0`, `<|endoftext|>`, the document separator) and its prefix
-        (model.md §2). With `start_token=None` the first token is not scored.
+        (model.md §2). With `start_token=None` the first token is not scored. For many texts
+        use `surprisal_bits_many` (batched).
         """
-        lp = self.sequence_logprobs(text, start_token=start_token)
-        return float(-jnp.sum(lp) / np.log(2.0))
+        return float(self.surprisal_bits_many([text], start_token=start_token)[0])
+
+    def surprisal_bits_many(
+        self, texts: Sequence[str], *, start_token: int | None = 0
+    ) -> np.ndarray:
+        """`surprisal_bits` of each text, batched; a float64 array `(len(texts),)`."""
+        lps = self.sequence_logprobs_many(texts, start_token=start_token)
+        return np.asarray([-np.sum(lp, dtype=np.float64) / np.log(2.0) for lp in lps])
 
     def semantic_space(self, masses: Any = None, **kwargs: Any) -> Any:
         """The tied embedding as an `infograv.model.SemanticSpace` (model.md §8).
