@@ -36,6 +36,11 @@ def _float_array(x: Any, name: str) -> jax.Array:
     return arr
 
 
+def _all_finite(a: jax.Array, rows: int = 65536) -> bool:
+    """Finite check in row blocks, so a huge embedding needs no full-size temporary."""
+    return all(bool(jnp.all(jnp.isfinite(a[i:i + rows]))) for i in range(0, a.shape[0], rows))
+
+
 def unigram_masses(probabilities: Any, alpha: float = 1.0) -> Float[Array, " N"]:
     r"""Token masses from unigram frequencies: $m_i \propto p_i^\alpha$, normalised to mean 1.
 
@@ -133,7 +138,7 @@ class SemanticSpace(eqx.Module):
             raise ValueError("embedding: the vocabulary is empty (N = 0); need at least 1 token.")
         if d == 0:
             raise ValueError("embedding: the dimension d is 0; need d >= 1.")
-        if _concrete(emb) and not np.all(np.isfinite(np.asarray(emb))):
+        if _concrete(emb) and not _all_finite(emb):
             raise ValueError("embedding: contains NaN or inf entries.")
         if angular:
             emb = emb / jnp.linalg.norm(emb, axis=1, keepdims=True)
@@ -202,7 +207,9 @@ def _sq_dist(x: jax.Array, y: jax.Array) -> jax.Array:
     """Squared distances `(..., N)` from `x` `(..., d)` to the rows of `y` `(N, d)` (matmul)."""
     x2 = jnp.sum(x * x, axis=-1)[..., None]
     y2 = _lead(jnp.sum(y * y, axis=-1), x.ndim)
-    return jnp.maximum(x2 + y2 - 2.0 * (x @ y.T), 0.0)
+    # -2 is folded into the small (..., d) operand, so the (..., N) pass after the matmul is a
+    # single fused add-add-max.
+    return jnp.maximum((x2 + y2) + (-2.0 * x) @ y.T, 0.0)
 
 
 def _lead(v: jax.Array, ndim: int) -> jax.Array:
