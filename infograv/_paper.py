@@ -56,6 +56,10 @@ class Section:
 SECTIONS: tuple[Section, ...] = (
     Section("derivations", "Derivations (theory/, executed and checked)",
             "infograv._derive:paper_section"),
+    Section("phenomena", "The paper's phenomena on toy semantic spaces",
+            "infograv.experiments._phenomena:paper_section"),
+    Section("validation", "Empirical test on a real language model (SmolLM2-135M)",
+            "infograv.experiments._validation:paper_section", needs_artifacts=True),
 )
 
 
