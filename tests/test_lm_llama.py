@@ -485,3 +485,30 @@ def test_surprisal_and_semantic_space(model64):
     space = model64.semantic_space()
     assert space.n_tokens == model64.vocab_size and space.dim == D
     np.testing.assert_array_equal(np.asarray(space.embedding), np.asarray(model64.embedding))
+
+
+def test_dequantised_weight_cache(toy, tmp_path, monkeypatch):
+    # pretend the toy file is the pinned artifact, so its weights are cached as .npz
+    import dataclasses
+    import hashlib
+
+    from infograv.data import _artifacts
+
+    path = toy[0]
+    spec = _artifacts.ARTIFACTS["smollm2"]
+    f = dataclasses.replace(spec.files[spec.primary],
+                            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                            size=path.stat().st_size)
+    monkeypatch.setitem(_artifacts.ARTIFACTS, "smollm2",
+                        dataclasses.replace(spec, files={spec.primary: f}))
+    monkeypatch.setenv("INFOGRAV_CACHE", str(tmp_path))
+    first = lm.load_language_model("smollm2", path, dtype=jnp.float64)
+    (npz,) = (tmp_path / "smollm2").glob("dequantised-*.npz")
+    second = lm.load_language_model("smollm2", path, dtype=jnp.float64)  # from the .npz
+    npz.write_bytes(npz.read_bytes()[:100])  # damaged cache: rebuilt, not an error
+    third = lm.load_language_model("smollm2", path, dtype=jnp.float64)
+    assert npz.stat().st_size > 100
+    for m in (second, third):
+        for a, b in zip(jax.tree_util.tree_leaves(first.weights),
+                        jax.tree_util.tree_leaves(m.weights), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

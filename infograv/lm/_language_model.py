@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -605,11 +606,11 @@ def _tensors_cached(path: Path, contents_reader: Any, cache: Path | None) -> GGU
     meta = contents_reader(path, tensors=False)
     if npz.is_file():
         try:
-            with np.load(npz) as z:
+            with open(npz, "rb") as fh, np.load(fh) as z:
                 tensors = {k: z[k] for k in z.files}
             return dataclasses.replace(meta, tensors=tensors)
-        except (OSError, ValueError):
-            npz.unlink(missing_ok=True)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            npz.unlink(missing_ok=True)  # damaged cache: rebuild it below
     full = contents_reader(path, tensors=True)
     try:
         with atomic_path(npz) as tmp:
