@@ -130,8 +130,8 @@ class SentenceEncoder:
                 raise ValueError(f"sentences[{i}]: empty; give some text.")
             ids.append(self.encode(s))
         out = []
-        for s in range(0, len(ids), self.batch_size):
-            chunk = ids[s : s + self.batch_size]
+        for start in range(0, len(ids), self.batch_size):
+            chunk = ids[start : start + self.batch_size]
             t = bucket_length(max(len(r) for r in chunk), self.config.max_seq_length)
             nb = _batch_bucket(len(chunk))
             tok = np.zeros((nb, t), dtype=np.int32)

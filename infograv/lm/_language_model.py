@@ -438,7 +438,7 @@ class LanguageModel:
         while s < len(order):
             t = bucket_length(len(rows[order[s]]), self.context_length)
             cap = max(1, min(self.batch_size, 1024 // t))
-            group = []
+            group: list[int] = []
             while s < len(order) and len(group) < cap and len(rows[order[s]]) <= t:
                 group.append(order[s])
                 s += 1
@@ -547,13 +547,13 @@ class LanguageModel:
             greedy,
             top_k is not None or top_p is not None,
         )
-        toks, hs, lps, ents = (np.asarray(a) for a in (toks, hs, lps, ents))
+        toks_np, hs_np, lps_np, ents_np = (np.asarray(a) for a in (toks, hs, lps, ents))
         settings = {"temperature": float(temperature), "top_k": top_k, "top_p": top_p,
                     "seed": int(seed), "max_new_tokens": max_new_tokens}
         out = []
         stops = set(self.config.stop_ids)
         for b in range(num_samples):
-            row = [int(x) for x in toks[b]]
+            row = [int(x) for x in toks_np[b]]
             n, reason = len(row), "length"
             if stop:
                 for j, x in enumerate(row):
@@ -563,7 +563,7 @@ class LanguageModel:
             out.append(
                 Generation(
                     prompt_ids=ids, token_ids=row[:n], text=self.decode(row[:n]),
-                    hidden=hs[b, :n], logprobs=lps[b, :n], entropies=ents[b, :n],
+                    hidden=hs_np[b, :n], logprobs=lps_np[b, :n], entropies=ents_np[b, :n],
                     stop_reason=reason, settings=settings,
                 )
             )
@@ -614,8 +614,8 @@ def _tensors_cached(path: Path, contents_reader: Any, cache: Path | None) -> GGU
     full = contents_reader(path, tensors=True)
     try:
         with atomic_path(npz) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **full.tensors)
+            with open(tmp, "wb") as out:
+                np.savez(out, **full.tensors)
             os.chmod(tmp, 0o644)
     except OSError:
         pass  # a read-only cache only costs speed

@@ -31,6 +31,8 @@ arXiv:2302.13971 (2023); J. Su et al., "RoFormer", arXiv:2104.09864 (2021); J. A
 
 from __future__ import annotations
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -101,7 +103,7 @@ class LlamaWeights(eqx.Module):
             "layers.w_down": (c.n_layers, c.d_model, c.d_ff),
         }
         for name, shape in want.items():
-            obj = self
+            obj: Any = self
             for part in name.split("."):
                 obj = getattr(obj, part)
             if tuple(obj.shape) != shape:
@@ -288,7 +290,7 @@ def llama_forward(
         weights, x, positions, kc, vc, jnp.zeros((), jnp.int32), mask, collect_layers
     )
     out = {"hidden": rms_norm(x, weights.final_norm, weights.config.norm_eps)}
-    if collect_layers:
+    if collect_layers and inputs is not None:
         out["layers"] = inputs
     if return_cache:
         out["k"], out["v"] = kc, vc
