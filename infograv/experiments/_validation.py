@@ -906,6 +906,9 @@ def voids_study(logp: np.ndarray, hidden: np.ndarray, embedding: np.ndarray,
             by_cat[c] = {"entropy": bootstrap_ci(np.mean, ent[m], **kw),
                          "log_density": bootstrap_ci(np.mean, log_rho[m], **kw),
                          "outside_mass": bootstrap_ci(np.mean, outside[m], **kw)}
+            if m.sum() >= 4:
+                by_cat[c]["spearman_density_entropy"] = bootstrap_ci(
+                    spearman, log_rho[m], ent[m], **kw)
     return {
         "log_density": log_rho, "entropy": ent, "outside_mass": outside,
         "category": list(categories), "bandwidth_rad": bw,
@@ -1050,14 +1053,16 @@ def _wordfreq_mass(texts: Sequence[str]) -> np.ndarray | None:
     return np.asarray(out)
 
 
-def mass_study(model: Any, texts: Sequence[str], logp: np.ndarray, settings: ValidationSettings
-               ) -> dict[str, Any]:
+def mass_study(model: Any, texts: Sequence[str], logp: np.ndarray, settings: ValidationSettings,
+               categories: Sequence[str] | None = None) -> dict[str, Any]:
     """Claim 1 (information mass): heavier queries make deeper wells, so lower entropy.
 
     Masses: `lm_surprisal` $M = \\sum_k -\\log_2 P(w_k\\mid w_{<k})$ from the real model, and
     word-frequency surprisal (if the optional `wordfreq` package is installed). Statistic:
     Spearman correlation of mass with next-token entropy, predicted negative. Prompt length is
-    a confounder (mass grows with length); the per-token mass is reported too.
+    a confounder (mass grows with length); the per-token mass is reported too, and with
+    `categories` the correlation within each prompt category (the categories differ in both
+    mass and entropy, which can drive the pooled correlation).
     """
     m_lm, n_tok = [], []
     for t in texts:
@@ -1074,12 +1079,22 @@ def mass_study(model: Any, texts: Sequence[str], logp: np.ndarray, settings: Val
             spearman, m_lm_arr / np.maximum(n_arr, 1), ent, **kw),
         "wordfreq_available": False,
     }
+    if categories is not None:
+        cats = np.asarray(categories)
+        out["by_category"] = {
+            c: {"spearman_lm_surprisal_entropy": bootstrap_ci(
+                spearman, m_lm_arr[cats == c], ent[cats == c], **kw)}
+            for c in sorted(set(categories)) if (cats == c).sum() >= 4}
     wf = _wordfreq_mass(texts)
     if wf is not None:
         out["wordfreq_surprisal"] = wf
         out["wordfreq_available"] = True
         out["spearman_wordfreq_entropy"] = bootstrap_ci(spearman, wf, ent, **kw)
     return out
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.linalg.norm(a, axis=-1, keepdims=True)
 
 
 def _pca2(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1096,8 +1111,11 @@ def trajectory_study(model: Any, prompts: Sequence[str], family: KernelFamily, t
     embeddings. Predicted (teacher-forced): the fitted model's $T\\to0$ choice
     $\\arg\\min_i U_i$ at each observed hidden state. Predicted (free run, `drift` rule of
     model.md §9): start at $x_q(h_0)$, pick $\\arg\\min_i U_i$, move the query centre to the
-    running mean of the query and the chosen tokens (unit masses). All paths are projected onto
-    the first two principal components of the observed hidden states and token positions.
+    running mean of the query and the chosen tokens (unit masses). Hidden states ($|h|\\approx
+    45$) and token embeddings ($|x_i|\\approx 3$) differ in scale and the real logits are dot
+    products, so the picture shows *directions*: all vectors are normalised to unit length and
+    projected onto the first two principal components of the observed hidden-state and token
+    directions.
     """
     dtype = jnp.asarray(embedding[:1]).dtype
     emb = jnp.asarray(embedding, dtype)
@@ -1122,12 +1140,12 @@ def trajectory_study(model: Any, prompts: Sequence[str], family: KernelFamily, t
             t = int(argmin_q(jnp.asarray(x, dtype)))
             free.append(t)
             x = x + (np.asarray(embedding[t]) - x) / (k + 2)
-        pts = np.concatenate([hid, np.asarray(embedding)[ids]], axis=0)
+        pts = _unit(np.concatenate([hid, np.asarray(embedding)[ids]], axis=0))
         mean, comps = _pca2(pts)
 
         def proj(a: np.ndarray, mean: np.ndarray = mean, comps: np.ndarray = comps
                  ) -> np.ndarray:
-            return (np.asarray(a) - mean) @ comps.T
+            return (_unit(np.asarray(a)) - mean) @ comps.T
 
         runs.append({
             "prompt": p, "ids": ids, "text": [model.decode([t]) for t in ids],
@@ -1364,7 +1382,8 @@ def run_validation(
     progress("information mass: entropy against surprisal mass")
     keep = _subset(list(range(len(prompts_all))), settings.max_mass_prompts, settings.seed)
     mass_prompts = [prompts_all[i] for i in keep]
-    results["mass"] = mass_study(model, [p.text for p in mass_prompts], lp_all[keep], settings)
+    results["mass"] = mass_study(model, [p.text for p in mass_prompts], lp_all[keep], settings,
+                                 [p.category for p in mass_prompts])
     results["mass"]["category"] = [p.category for p in mass_prompts]
     results["mass"]["id"] = [p.id for p in mass_prompts]
     t0 = tick("mass", t0)
@@ -1444,7 +1463,23 @@ def _write_outputs(out: Path, results: Mapping[str, Any], settings: ValidationSe
     write_json(out / "verdicts.json", [dataclasses.asdict(v) for v in results["verdicts"]])
     header = ("# Verdicts: information gravity on SmolLM2-135M-Instruct"
               + (" (quick subset)" if settings.max_train else ""))
-    write_text(out / "verdicts.md", _verdicts_markdown(results["verdicts"], header))
+    extra = ["## Within each prompt category", "",
+             "The categories differ in both density/mass and entropy; these correlations hold "
+             "the category fixed.", "", "| category | Spearman(log density, entropy) | "
+             "Spearman(lm_surprisal mass, entropy) |", "|---|---|---|"]
+    vc, mc = results["voids"]["by_category"], results["mass"].get("by_category", {})
+
+    def fmt(d: Mapping[str, Any], key: str) -> str:
+        if key not in d:
+            return "n/a"
+        e, lo, hi = d[key]
+        return f"{e:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+    for c in sorted(set(vc) | set(mc)):
+        extra.append(f"| {c} | {fmt(vc.get(c, {}), 'spearman_density_entropy')} | "
+                     f"{fmt(mc.get(c, {}), 'spearman_lm_surprisal_entropy')} |")
+    write_text(out / "verdicts.md", _verdicts_markdown(results["verdicts"], header)
+               + "\n".join(extra) + "\n")
     write_json(out / "results.json", _jsonable_result(
         {k: v for k, v in results.items() if k not in ("trajectories",)}))
 
@@ -1570,8 +1605,8 @@ def _write_figures(out: Path, results: Mapping[str, Any]) -> None:
             title = run["prompt"] if len(run["prompt"]) < 40 else run["prompt"][:37] + "..."
             ax.set_title(f"{title}\nagreement: forced {run['forced_agreement']:.2f}, "
                          f"free {run['free_agreement']:.2f}", fontsize=7)
-            ax.set_xlabel("PC 1")
-            ax.set_ylabel("PC 2")
+            ax.set_xlabel("PC 1 of unit directions")
+            ax.set_ylabel("PC 2 of unit directions")
         axes[0][0].legend(frameon=False, fontsize=6)
         save_figure(fig, out / "val_trajectory")
 
