@@ -31,6 +31,7 @@ __all__ = [
     "FIGURE_STEMS",
 ]
 
+#: File stems of the six figures (`<stem>.pdf`, `<stem>.png`) that `paper_section` writes.
 FIGURE_STEMS = (
     "phenomena_potential_well",
     "phenomena_temperature",

@@ -56,8 +56,11 @@ def fisher_metric(
     + O(|\delta|^3)$.
 
     Arguments:
-        space, query, potential, context, background: as in [`energies`][infograv.model.energies];
-            `query.position` must be a single point `(d,)`.
+        space: the semantic space.
+        query: one query, `position` of shape `(d,)`.
+        potential: the potential.
+        context: optional extra sources, as in [`energies`][infograv.model.energies].
+        background: optional `(N,)` per-token energies.
         T: temperature $> 0$.
 
     Returns:

@@ -36,7 +36,8 @@ def poisson_periodic(
     Arguments:
         rho: density on an `(n, …)` grid with $d$ = `rho.ndim` $\le 3$ axes (equal spacing).
         spacing: the grid spacing $h$ (box side $n h$).
-        G, mu: coupling and screening.
+        G: the coupling.
+        mu: the screening mass (0: Poisson).
 
     Example:
         >>> import jax.numpy as jnp

@@ -55,8 +55,9 @@ class Potential(eqx.Module):
     Arguments:
         kernel: `"newton"`, `"plummer"`, `"yukawa"`, `"gaussian"` or `"harmonic"`.
         d: the dimension of the semantic space.
-        G, epsilon, mu, sigma, k: kernel parameters (only those the kernel uses are kept).
         r_min: the clamp radius for singular kernels.
+        **params: kernel parameters `G`, `epsilon`, `mu`, `sigma`, `k` (defaults 1, 0.1, 1, 1,
+            1; only those the kernel uses are kept).
 
     Raises:
         ValueError: unknown `kernel` (listing the valid names), `d` < 1, non-positive parameters.

@@ -155,7 +155,6 @@ def specificity_mass(log_probs: Any) -> Float[Array, "*batch"]:
 
     Example:
         >>> import jax.numpy as jnp
-import numpy as np
         >>> float(specificity_mass(jnp.log(jnp.array([1.0, 0.0, 0.0, 0.0]))))
         2.0
     """

@@ -140,8 +140,8 @@ def log_probs(
     Example:
         >>> import jax.numpy as jnp
         >>> lp = log_probs(jnp.array([0.0, 1.0, 2.0]), 1.0, top_k=2)
-        >>> [round(float(v), 4) for v in jnp.exp(lp)]
-        [0.7311, 0.2689, 0.0]
+        >>> tuple(round(float(v), 4) for v in jnp.exp(lp))
+        (0.7311, 0.2689, 0.0)
     """
     U = jnp.asarray(U)
     T = _check_temperature(T, U.dtype)
@@ -311,8 +311,9 @@ def streaming_thermodynamics(
     in float32 runs in under 2 GiB (see `docs/model/benchmark.md`).
 
     Arguments:
-        space, query, potential: as in [`energies`][infograv.model.energies] (single-source
-            queries; no `context`).
+        space: the semantic space.
+        query: the query or batch of queries (single-source: no `context`).
+        potential: the potential, as in [`energies`][infograv.model.energies].
         T: temperature(s) $> 0$, scalar or broadcastable to the query batch shape.
         chunk_size: tokens per chunk.
         background: optional `(N,)` per-token energies.
@@ -446,8 +447,13 @@ def sharded_thermodynamics(
     On one CPU, `XLA_FLAGS=--xla_force_host_platform_device_count=4` simulates four devices.
 
     Arguments:
+        space: the semantic space (replicated on every device).
+        query: a batch of queries, `position` of shape `(B, d)`.
+        potential: the potential.
+        T: temperature(s), scalar or `(B,)`.
         devices: the devices to use (default `jax.devices()`).
-        (others): as in `streaming_thermodynamics`; `query.position` must be `(B, d)`.
+        chunk_size: tokens per chunk.
+        background: optional `(N,)` per-token energies.
     """
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 

@@ -269,7 +269,11 @@ def toy_clusters(
 
     Arguments:
         seed: integer seed (the generator is NumPy's PCG64).
-        n_clusters, n_per_cluster, d, spread, box: the cloud's shape.
+        n_clusters: number of clusters.
+        n_per_cluster: tokens per cluster.
+        d: dimension.
+        spread: standard deviation of each cluster.
+        box: side of the cube the centres are drawn in.
         min_separation: the least distance between centres.
         **space_kwargs: passed to [`SemanticSpace`][infograv.model.SemanticSpace].
 

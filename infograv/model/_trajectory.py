@@ -66,12 +66,15 @@ def generate(
 
     Arguments:
         key: a JAX PRNG key.
-        space, query, potential: the model (`query.position` of shape `(d,)`).
+        space: the semantic space.
+        query: the query, `position` of shape `(d,)`.
+        potential: the potential.
         T: temperature $> 0$.
         n_steps: number of tokens to generate.
         rule: `"fixed"`, `"accrete"` or `"drift"`.
         accrete_mass: mass factor of generated tokens as sources / weights.
-        top_k, top_p: optional truncation, as in [`log_probs`][infograv.model.log_probs].
+        top_k: optional truncation, as in [`log_probs`][infograv.model.log_probs].
+        top_p: optional truncation, as in [`log_probs`][infograv.model.log_probs].
         background: optional `(N,)` per-token energies.
 
     Raises:

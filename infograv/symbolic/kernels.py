@@ -65,6 +65,7 @@ sigma = sp.Symbol("sigma", positive=True)
 #: Spring constant of the harmonic kernel.
 k = sp.Symbol("k", positive=True)
 
+#: The kernel names, in the order of model.md §3.
 KERNEL_NAMES: tuple[str, ...] = ("newton", "plummer", "yukawa", "gaussian", "harmonic")
 
 
