@@ -227,7 +227,15 @@ def bert_forward(
 def mean_pool_normalize(
     states: Float[Array, "B T d"], mask: Bool[Array, "B T"]
 ) -> Float[Array, "B d"]:
-    r"""Mean over real tokens, then $v / \max(\lVert v \rVert, 10^{-12})$ (unit vectors)."""
+    r"""Mean over real tokens, then $v / \max(\lVert v \rVert, 10^{-12})$ (unit vectors).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> states = jnp.array([[[3.0, 0.0], [0.0, 4.0], [9.0, 9.0]]])
+        >>> mask = jnp.array([[True, True, False]])   # the third token is padding
+        >>> mean_pool_normalize(states, mask).tolist()   # mean (1.5, 2), norm 2.5
+        [[0.6000000238418579, 0.800000011920929]]
+    """
     m = mask.astype(states.dtype)[:, :, None]
     mean = jnp.sum(states * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1e-9)
     norm = jnp.linalg.norm(mean, axis=-1, keepdims=True)

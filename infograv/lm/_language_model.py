@@ -40,6 +40,10 @@ def bucket_length(n: int, limit: int) -> int:
 
     Raises:
         ValueError: `n > limit`.
+
+    Example:
+        >>> bucket_length(5, 8192), bucket_length(33, 8192), bucket_length(40, 48)
+        (32, 64, 48)
     """
     if n > limit:
         raise ValueError(f"n: {n} tokens exceed the limit of {limit}.")
@@ -103,6 +107,14 @@ def filter_logits(
 
     Returns:
         The filtered, tempered logits; sample with `jax.random.categorical`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> z = jnp.log(jnp.array([[0.5, 0.3, 0.15, 0.05]]))
+        >>> jnp.isfinite(filter_logits(z, 1.0, 4, 0.7)).tolist()  # 0.5 + 0.3 >= 0.7
+        [[True, True, False, False]]
+        >>> jnp.isfinite(filter_logits(z, 1.0, 1, 1.0)).tolist()  # top-1
+        [[True, False, False, False]]
     """
     z = logits / temperature
     v = z.shape[-1]

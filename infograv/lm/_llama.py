@@ -158,7 +158,14 @@ def weights_from_tensors(
 def rms_norm(
     x: Float[Array, "*batch d"], w: Float[Array, " d"], eps: float
 ) -> Float[Array, "*batch d"]:
-    r"""$x / \sqrt{\mathrm{mean}(x^2) + \epsilon} \odot w$ over the last axis."""
+    r"""$x / \sqrt{\mathrm{mean}(x^2) + \epsilon} \odot w$ over the last axis.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> y = rms_norm(jnp.array([[3.0, 4.0]]), jnp.ones(2), 0.0)
+        >>> bool(jnp.allclose(jnp.mean(y**2), 1.0)), bool(jnp.allclose(y[0, 1] / y[0, 0], 4 / 3))
+        (True, True)
+    """
     ms = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
     return x * jax.lax.rsqrt(ms + eps) * jnp.reshape(w, (1,) * (x.ndim - 1) + (-1,))
 
@@ -166,7 +173,11 @@ def rms_norm(
 def rope_angles(
     positions: Int[Array, " S"], head_dim: int, base: float, dtype: DTypeLike
 ) -> tuple[Float[Array, "S half"], Float[Array, "S half"]]:
-    r"""$\cos$ and $\sin$ of $t\, b^{-2i/h}$ for positions $t$ and pairs $i < h/2$."""
+    r"""$\cos$ and $\sin$ of $t\, b^{-2i/h}$ for positions $t$ and pairs $i < h/2$.
+
+    Returns:
+        `(cos, sin)`, each `(S, h/2)`, in `dtype`; use with `apply_rope`.
+    """
     i = jnp.arange(head_dim // 2, dtype=dtype)
     inv_freq = jnp.power(jnp.asarray(base, dtype=dtype), -2.0 * i / head_dim)
     ang = positions.astype(dtype)[:, None] * inv_freq[None, :]
@@ -177,7 +188,19 @@ def apply_rope(
     x: Float[Array, "B S heads h"], cos: Float[Array, "S half"], sin: Float[Array, "S half"]
 ) -> Float[Array, "B S heads h"]:
     r"""Rotate ADJACENT pairs: $(x_{2i}, x_{2i+1}) \mapsto
-    (x_{2i}\cos - x_{2i+1}\sin,\; x_{2i}\sin + x_{2i+1}\cos)$."""
+    (x_{2i}\cos - x_{2i+1}\sin,\; x_{2i}\sin + x_{2i+1}\cos)$.
+
+    Args:
+        x: `(B, S, heads, h)` queries or keys.
+        cos, sin: `(S, h/2)` from `rope_angles` for the positions of the `S` rows.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> c, s = rope_angles(jnp.arange(2, dtype=jnp.int32), 4, 1e4, jnp.float32)
+        >>> x = jnp.zeros((1, 2, 1, 4)).at[..., 0].set(1.0)
+        >>> apply_rope(x, c, s)[0, 1, 0].round(4).tolist()  # position 1: angle 1 rad in (0, 1)
+        [0.5403000116348267, 0.8414999842643738, 0.0, 0.0]
+    """
     b, s, n, h = x.shape
     xp = x.reshape(b, s, n, h // 2, 2)
     x0, x1 = xp[..., 0], xp[..., 1]
