@@ -117,6 +117,22 @@ def test_mass_temperature_invariance_and_its_break(kernel):
         assert tv > 1e-3
 
 
+def test_queries_by_temperatures_grid():
+    # U (B, 1, N) with T (K,) gives (B, K) results equal to the one-by-one values.
+    space = toy_clusters(6, n_clusters=2, n_per_cluster=10)
+    U = energies(space, Query(jnp.array([[0.0, 0.0], [1.0, -1.0], [2.0, 0.5]]), jnp.ones(3)),
+                 Potential("plummer", 2))
+    T = jnp.array([0.1, 0.5, 2.0, 8.0])
+    th = thermodynamics(U[:, None, :], T)
+    lp = log_probs(U[:, None, :], T)
+    assert th.entropy.shape == (3, 4) and lp.shape == (3, 4, 20)
+    for b in range(3):
+        for k in range(4):
+            one = thermodynamics(U[b], T[k])
+            assert float(th.entropy[b, k]) == pytest.approx(float(one.entropy), rel=1e-13)
+            assert jnp.allclose(lp[b, k], log_probs(U[b], T[k]))
+
+
 def test_top_k_and_top_p_against_reference(rng):
     U = jnp.asarray(rng.normal(size=30))
     p = np.exp(np.asarray(log_probs(U, 0.8)))

@@ -280,6 +280,22 @@ def test_claim_void_queries_more_diffuse_and_gap_opens_then_closes(seed, spread)
     assert float(jnp.abs(Hv[4] - np.log(space.n_tokens))) < 1e-2
 
 
+@settings(max_examples=6)
+@given(seed=st.integers(0, 10**6), T=st.sampled_from([0.1, 0.3, 1.0]))
+def test_claim_outside_mass_rises_as_query_density_falls(seed, T):
+    # model.md §7: over queries spread across the cloud, the probability outside the query's
+    # 10 nearest tokens is anti-correlated (Spearman) with log rho_sem(x_q).
+    from scipy.stats import spearmanr
+
+    space = toy_clusters(seed, n_clusters=4, n_per_cluster=25, spread=0.3)
+    xs = jnp.asarray(np.random.default_rng(seed).uniform(-3.0, 3.0, size=(120, 2)))
+    U = energies(space, Query(xs, jnp.ones(120)), _PHI)
+    inside = jax.vmap(lambda x: neighbourhood(space, x, "knn", k=10))(xs)
+    out = hallucination(log_probs(U, T), inside).outside_probability
+    rho = spearmanr(np.asarray(space.log_density(xs)), np.asarray(out))[0]
+    assert rho < -0.3
+
+
 @settings(max_examples=10)
 @given(seed=st.integers(0, 10**6), t1=st.floats(0.01, 5.0), ratio=st.floats(1.01, 10.0))
 def test_claim_entropy_rises_with_temperature(seed, t1, ratio):

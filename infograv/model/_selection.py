@@ -126,7 +126,8 @@ def log_probs(
 
     Arguments:
         U: `(..., N)` energies.
-        T: temperature $> 0$, scalar or broadcastable to `U.shape[:-1]`.
+        T: temperature $> 0$: a scalar, or an array broadcast jointly with `U.shape[:-1]`
+            (so `U[:, None, :]` with `T` of shape `(K,)` gives a queries × temperatures grid).
         top_k: optional $1 \le k \le N$.
         top_p: optional $0 < p \le 1$.
 
@@ -153,9 +154,16 @@ def log_probs(
     return _log_probs_core(U, T, top_k, None if top_p is None else float(top_p))
 
 
+def _joint(U: jax.Array, T: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Broadcast energies `(..., N)` and temperatures jointly (NumPy rules, made explicit)."""
+    batch = jnp.broadcast_shapes(U.shape[:-1], T.shape)
+    return jnp.broadcast_to(U, batch + U.shape[-1:]), jnp.broadcast_to(T, batch)
+
+
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _log_probs_core(U, T, top_k, top_p):
-    Tb = jnp.broadcast_to(T, U.shape[:-1])[..., None]
+    U, Tb = _joint(U, T)
+    Tb = Tb[..., None]
     z = -U / Tb
     if top_k is not None:
         kth = jax.lax.top_k(z, top_k)[0][..., -1:]
@@ -221,6 +229,7 @@ def thermodynamics(U: Any, T: Any) -> Thermodynamics:
     r"""$Z, F, \langle U\rangle, H, C$ of the selection law for energies `U` `(..., N)`.
 
     Exact identities (tested by autodiff): $dF/dT = -H$, $dH/dT = \mathrm{Var}(U)/T^3$.
+    `T` broadcasts jointly with `U.shape[:-1]`, as in [`log_probs`][infograv.model.log_probs].
 
     Example:
         >>> import jax.numpy as jnp
@@ -234,7 +243,7 @@ def thermodynamics(U: Any, T: Any) -> Thermodynamics:
 
 @jax.jit
 def _thermo_core(U, T):
-    Tb = jnp.broadcast_to(T, U.shape[:-1])
+    U, Tb = _joint(U, T)
     z = -U / Tb[..., None]
     log_z = logsumexp(z, axis=-1)
     p = jnp.exp(z - log_z[..., None])
