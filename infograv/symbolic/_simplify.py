@@ -6,12 +6,15 @@ and processes (which would outlive a timeout). We use a signal-free, thread-free
 instead: cheap simplifiers are tried in order of cost, the smallest result (by
 `count_ops`) is kept, and no new step starts once the per-component budget is spent.
 
-The steps, cheapest first: `cancel` (rational functions only), `together`, `factor_terms`,
-`trigsimp` (when trigonometric functions occur), `factor`, and finally `simplify`.
+The steps, cheapest first, each applied to the best result so far: `together`,
+`factor_terms`, `cancel`, `factor`, `simplify` and `trigsimp` (when trigonometric functions
+occur). Each step is tried only on expressions below a size for which it is known to be quick
+(`count_ops` ≤ 2000 for `cancel`, 1000 for `factor`, 300 for `simplify`, 60 for `trigsimp`,
+whose run time is the least predictable).
 
 A step that has started runs to its end, so the budget can be exceeded by the duration of one
-step. To keep that overshoot small, a step is skipped when the component is large
-(`count_ops` above `max_ops`, default 4000): huge components are returned as they are.
+step; the size limits keep that overshoot small, and components larger than `max_ops`
+(default 4000) are returned as they are.
 """
 
 from __future__ import annotations
@@ -25,16 +28,21 @@ import sympy as sp
 __all__ = ["simplified"]
 
 
-def _steps(expr: sp.Expr) -> list[tuple[str, Callable[[sp.Expr], sp.Expr]]]:
-    steps: list[tuple[str, Callable[[sp.Expr], sp.Expr]]] = []
-    if expr.is_rational_function():
-        steps.append(("cancel", sp.cancel))
-    steps.append(("together", sp.together))
-    steps.append(("factor_terms", sp.factor_terms))
-    if expr.has(sp.sin, sp.cos, sp.tan, sp.sinh, sp.cosh, sp.tanh):
-        steps.append(("trigsimp", sp.trigsimp))
-    steps.append(("factor", sp.factor))
-    steps.append(("simplify", sp.simplify))
+# (name, function, largest expression it is tried on, in `count_ops`)
+_STEPS: list[tuple[str, Callable[[sp.Expr], sp.Expr], int]] = [
+    ("together", sp.together, 10**9),
+    ("factor_terms", sp.factor_terms, 10**9),
+    ("cancel", sp.cancel, 2000),
+    ("factor", sp.factor, 1000),
+    ("simplify", sp.simplify, 300),
+    ("trigsimp", sp.trigsimp, 60),
+]
+
+
+def _steps(expr: sp.Expr) -> list[tuple[str, Callable[[sp.Expr], sp.Expr], int]]:
+    steps = list(_STEPS)
+    if not expr.has(sp.sin, sp.cos, sp.tan, sp.sinh, sp.cosh, sp.tanh):
+        steps = [st for st in steps if st[0] != "trigsimp"]
     return steps
 
 
@@ -46,9 +54,11 @@ def _simplify_one(expr: Any, timeout: float | int, max_ops: int) -> Any:
     best, best_ops = expr, sp.count_ops(expr)
     if best_ops > max_ops:
         return expr
-    for _, step in _steps(expr):
+    for _, step, limit in _steps(expr):
         if time.perf_counter() - start >= timeout:
             break
+        if best_ops > limit:
+            continue
         try:
             cand = step(best)
         except (sp.PolynomialError, ValueError, TypeError, NotImplementedError):
@@ -64,13 +74,13 @@ def _simplify_one(expr: Any, timeout: float | int, max_ops: int) -> Any:
 def simplified(obj: Any, timeout: float | int = 2.0, *, max_ops: int = 4000) -> Any:
     r"""Simplify an expression, Matrix or Array within a per-component time budget.
 
-    For every component, cheap simplifiers are tried in order of cost (`cancel` for rational
-    functions, `together`, `factor_terms`, `trigsimp`, `factor`, `simplify`); the smallest
-    result is kept and no new step starts after `timeout` seconds. If nothing helps or there is
-    no time, the component is returned unchanged, so the result always equals the input
-    mathematically. No signal, thread or process is used: a running step is not interrupted, so
-    one component can overshoot the budget by the length of one step (large components, with
-    more than `max_ops` operations, are returned unchanged for that reason).
+    For every component, simplifiers are tried in order of cost (`together`, `factor_terms`,
+    `cancel`, `factor`, `simplify`, `trigsimp`, each only below a size for which it is quick);
+    the smallest result is kept and no new step starts after `timeout` seconds. If nothing
+    helps or there is no time, the component is returned unchanged, so the result always equals
+    the input mathematically. No signal, thread or process is used: a running step is not
+    interrupted, so one component can overshoot the budget by the length of one step (large
+    components, with more than `max_ops` operations, are returned unchanged for that reason).
 
     Arguments:
         obj: a SymPy `Expr`, `Matrix` or N-dim `Array`.
@@ -91,11 +101,18 @@ def simplified(obj: Any, timeout: float | int = 2.0, *, max_ops: int = 4000) -> 
     """
     if timeout < 0:
         raise ValueError(f"timeout: must be ≥ 0 seconds, got {timeout}.")
+    memo: dict[Any, Any] = {}
+
+    def one(e: Any) -> Any:
+        # equal components (e.g. Γ^a_bc and Γ^a_cb) are simplified once
+        if e not in memo:
+            memo[e] = _simplify_one(e, timeout, max_ops)
+        return memo[e]
+
     if isinstance(obj, sp.MatrixBase):
-        out = obj.applyfunc(lambda e: _simplify_one(e, timeout, max_ops))
+        out = obj.applyfunc(one)
         return sp.ImmutableDenseMatrix(out) if isinstance(obj, sp.ImmutableDenseMatrix) else out
     if isinstance(obj, sp.NDimArray):
-        flat = [_simplify_one(e, timeout, max_ops) for e in sp.flatten(obj.tolist())] \
-            if obj.shape else [_simplify_one(obj[()], timeout, max_ops)]
+        flat = [one(e) for e in sp.flatten(obj.tolist())] if obj.shape else [one(obj[()])]
         return sp.ImmutableDenseNDimArray(flat, obj.shape)
-    return _simplify_one(obj, timeout, max_ops)
+    return one(obj)
