@@ -186,12 +186,20 @@ class GeodesicSolution(eqx.Module):
         return self.result == diffrax.RESULTS.event_occurred
 
 
+class _EventCondition(eqx.Module):
+    # a module (not a closure) so that jit caches hit across calls with equal settings
+    event: AbstractGeodesicEvent
+
+    def __call__(self, t: Any, y: Any, args: Any, **kwargs: Any) -> Scalar:
+        return self.event.value(y[0], y[1])
+
+
 def _vector_field(t: Any, y: tuple[Vector, Vector], metric: AbstractMetric):
     x, v = y
     return v, -metric.acceleration(x, v)
 
 
-def _check_kind(metric: AbstractMetric, x0: Point, v0: Vector, kind: Kind | None, normalize: bool):
+def _check_kind(metric: AbstractMetric, x0: Point, v0: Vector, kind: str | None, normalize: bool):
     if kind is None:
         if normalize:
             raise ValueError("normalize: needs kind='timelike' or 'spacelike'.")
@@ -230,7 +238,7 @@ def geodesic(
     t1: Any,
     *,
     t0: Any = 0.0,
-    kind: Kind | None = None,
+    kind: str | None = None,
     normalize: bool = False,
     events: Sequence[AbstractGeodesicEvent] = (),
     ts: Any = None,
@@ -239,6 +247,7 @@ def geodesic(
     rtol: float = 1e-9,
     atol: float = 1e-9,
     dt0: float | None = None,
+    dtmax: float | None = None,
     adaptive: bool = True,
     max_steps: int = 65536,
     throw: bool = True,
@@ -268,6 +277,9 @@ def geodesic(
         solver: a diffrax solver (default `Dopri8()`).
         rtol, atol: tolerances of the step-size controller.
         dt0: initial step (default: chosen by diffrax); the step when `adaptive=False`.
+        dtmax: largest step. Events are detected by a sign change of their value between
+            the ends of a step, so a step must not jump over a whole event region (e.g. pass
+            through a token's neighbourhood in one step on a nearly flat metric): bound it.
         adaptive: `False` takes constant steps `dt0` (for convergence studies).
         max_steps: step budget.
         throw: raise if the solve fails (e.g. `max_steps` reached); otherwise inspect `result`.
@@ -300,7 +312,7 @@ def geodesic(
     else:
         saveat = diffrax.SaveAt(ts=jnp.asarray(ts, dtype), dense=dense)
     if adaptive:
-        controller = diffrax.PIDController(rtol=rtol, atol=atol)
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, dtmax=dtmax)
     else:
         if dt0 is None or not dt0 > 0:
             raise ValueError(f"dt0: constant steps (adaptive=False) need dt0 > 0, got {dt0}.")
@@ -310,9 +322,7 @@ def geodesic(
         for i, ev in enumerate(events):
             if not isinstance(ev, AbstractGeodesicEvent):
                 raise TypeError(f"events[{i}]: expected a geodesic event, got {type(ev).__name__}.")
-        conds = tuple(
-            (lambda ev: (lambda t, y, args, **kw: ev.value(y[0], y[1])))(ev) for ev in events
-        )
+        conds = tuple(_EventCondition(ev) for ev in events)
         event = diffrax.Event(conds, root_finder=optx.Newton(rtol=1e-11, atol=1e-11))
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(_vector_field),
@@ -361,6 +371,11 @@ def _batch_norm(tree: Any) -> Scalar:
     return jnp.max(per_orbit)
 
 
+def _batch_vector_field(t: Any, y: Any, m: AbstractMetric):
+    x, v = y
+    return v, -jax.vmap(m.acceleration)(x, v)
+
+
 def geodesic_batch(
     metric: AbstractMetric,
     x0: Any,
@@ -406,12 +421,8 @@ def geodesic_batch(
     dtype = x0.dtype
     saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=jnp.asarray(ts, dtype))
 
-    def field(t: Any, y: Any, m: AbstractMetric):
-        x, v = y
-        return v, -jax.vmap(m.acceleration)(x, v)
-
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
+        diffrax.ODETerm(_batch_vector_field),
         solver if solver is not None else diffrax.Dopri8(),
         jnp.asarray(t0, dtype),
         jnp.asarray(t1, dtype),

@@ -32,6 +32,17 @@ class LangevinSolution(eqx.Module):
     result: diffrax.RESULTS
 
 
+def _drift(t: Any, x: Point, args: Any) -> Point:
+    u, _ = args
+    return -jax.grad(u)(x)
+
+
+def _diffusion(t: Any, x: Point, args: Any) -> lx.DiagonalLinearOperator:
+    _, temp = args
+    scale = jnp.broadcast_to(jnp.sqrt(2.0 * temp), x.shape).astype(x.dtype)
+    return lx.DiagonalLinearOperator(scale)
+
+
 def langevin(
     potential: Callable[[Point], Scalar],
     x0: Any,
@@ -49,7 +60,8 @@ def langevin(
     Its stationary density is `exp(−U/T)/Z`, the continuous version of the selection law
     `P_i ∝ exp(−U_i/T)`. Fixed step `dt` with `diffrax.Euler` (Euler–Maruyama) by default, on
     a Brownian path of independent increments (`diffrax.UnsafeBrownianPath`, valid with a
-    constant step); the bias of the stationary density is `O(dt)`. `vmap` over `key` (and
+    constant step; forward-mode differentiable); the bias of the stationary density is
+    `O(dt)`. `vmap` over `key` (and
     `x0`) for an ensemble.
 
     Arguments:
@@ -91,17 +103,8 @@ def langevin(
     dtype = x0.dtype
     n = x0.shape[0]
 
-    def drift(t: Any, x: Point, args: Any) -> Point:
-        u, temp = args
-        del temp
-        return -jax.grad(u)(x)
-
-    def diffusion(t: Any, x: Point, args: Any) -> lx.DiagonalLinearOperator:
-        _, temp = args
-        return lx.DiagonalLinearOperator(jnp.full((n,), jnp.sqrt(2.0 * temp), dtype))
-
     bm = diffrax.UnsafeBrownianPath(shape=jax.ShapeDtypeStruct((n,), dtype), key=key)
-    terms = diffrax.MultiTerm(diffrax.ODETerm(drift), diffrax.ControlTerm(diffusion, bm))
+    terms = diffrax.MultiTerm(diffrax.ODETerm(_drift), diffrax.ControlTerm(_diffusion, bm))
     saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=jnp.asarray(ts, dtype))
     n_steps = int(round(float(t1) / dt)) + 1
     sol = diffrax.diffeqsolve(
@@ -115,6 +118,7 @@ def langevin(
         saveat=saveat,
         stepsize_controller=diffrax.ConstantStepSize(),
         max_steps=n_steps + 1,
+        adjoint=diffrax.ForwardMode(),
         throw=throw,
     )
     return LangevinSolution(ts=sol.ts, xs=sol.ys, result=sol.result)
