@@ -140,6 +140,12 @@ def test_invalid_types_raise_typeerror():
         Metric(sp.eye(1), 3)
 
 
+def test_tiny_but_regular_metric_is_accepted():
+    # the degeneracy test is relative: a metric of scale 1e-30 is still invertible
+    g = Metric(sp.Float("1e-30", 40) * sp.Matrix([[1 + x**2, x], [x, 2]]), [x, y])
+    assert g.dim == 2
+
+
 def test_equal_in_value_but_not_form_is_accepted():
     g = Metric([[1, sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1], [0, 1]], [x, y])
     assert g.components[1, 0] == g.components[0, 1]

@@ -232,7 +232,9 @@ class Metric:
                 "components: degenerate: the determinant is identically 0, so the metric has "
                 "no inverse; check for a repeated row or a zero row."
             )
-        vals = random_numeric_check(det, coords_t, trials=3, seed=1)
+        # relative to Hadamard's bound |det g| ≤ Π_i |row_i|, so the scale of g does not matter
+        bound = sp.Mul(*[sp.sqrt(sp.Add(*[e**2 for e in g.row(i)])) for i in range(n)])
+        vals = random_numeric_check(det / bound, coords_t, trials=3, seed=1)
         if vals and all(abs(v) < 1e-25 for v in vals):
             raise ValueError(
                 "components: degenerate: the determinant vanishes at random points (it is "
