@@ -202,7 +202,8 @@ def test_information_horizon_captures_inside_and_not_outside():
         sp_ = m.metric_vp(x0, jnp.concatenate([jnp.zeros(1), w]))[1:] @ w
         v0 = jnp.concatenate([jnp.sqrt(sp_ / m.lapse(x0))[None], w])
         return GD.geodesic(m, x0, v0, 500.0, kind="null", throw=False,
-                           events=[GD.HorizonCrossing(1.01), GD.LeavesDomain(60.0, spatial_start=1)])
+                           events=[GD.HorizonCrossing(1.01),
+                                   GD.LeavesDomain(60.0, spatial_start=1)])
 
     sols = jax.vmap(shoot)(jnp.array([0.9 * bcrit, 1.1 * bcrit]))
     assert bool(sols.event_mask[0][0]) and not bool(sols.event_mask[0][1])
@@ -228,8 +229,11 @@ def test_langevin_stationary_histogram_is_boltzmann():
     edges = np.linspace(-2.0, 2.0, 17)
 
     def expected(temp):
-        z = scipy.integrate.quad(lambda x: np.exp(-((x * x - 1) ** 2) / temp), -np.inf, np.inf)[0]
-        inner = np.array([scipy.integrate.quad(lambda x: np.exp(-((x * x - 1) ** 2) / temp), lo, hi)[0]
+        def w(x):
+            return np.exp(-((x * x - 1) ** 2) / temp)
+
+        z = scipy.integrate.quad(w, -np.inf, np.inf)[0]
+        inner = np.array([scipy.integrate.quad(w, lo, hi)[0]
                           for lo, hi in zip(edges[:-1], edges[1:])]) / z
         return np.concatenate([[0.5 * (1 - inner.sum())], inner, [0.5 * (1 - inner.sum())]])
 
