@@ -317,3 +317,23 @@ def test_compiled_christoffels_match_sympy(rng):
         ref = np.array(G.xreplace(sub).applyfunc(lambda e: e.evalf(30)).tolist(), dtype=float)
         # float64 evaluation of O(1) rational/trig expressions: 1e-12 relative
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-13)
+
+
+def test_laplace_beltrami_lorentzian_is_the_wave_operator():
+    t = sp.Symbol("t")
+    u = sp.Function("u")(t, x)
+    g = Metric(sp.diag(-1, 1), [t, x])
+    assert sp.simplify(g.laplace_beltrami(u) - (-sp.diff(u, t, 2) + sp.diff(u, x, 2))) == 0
+
+
+def test_lagrangian_with_potential_on_curved_space(rng):
+    # ẍ^a = −Γ^a_bc ẋ^b ẋ^c − g^{ab} ∂_b V: the force term raised with the inverse metric
+    g = _sphere2(2)
+    V = sp.cos(th) + sp.sin(ph) * sp.sin(th)
+    lag = g.lagrangian_equations(V)
+    geo = g.geodesic_equations()
+    gi = g.inverse()
+    sub = {s: _f(rng.uniform(0.3, 1.2)) for s in (th, ph, *geo.velocities)}
+    for i in range(2):
+        ref = geo.accelerations[i] - sum(gi[i, j] * sp.diff(V, g.coords[j]) for j in range(2))
+        assert abs(_num(lag.accelerations[i] - ref, sub)) < 1e-20
