@@ -15,6 +15,7 @@ from infograv.model import (
     chunked_log_probs,
     energies,
     log_probs,
+    selection_log_probs,
     specificity_mass,
     streaming_thermodynamics,
     surprisal_mass,
@@ -164,6 +165,9 @@ def test_chunked_equals_unchunked():
         assert (s.top1 == jnp.argmin(U, axis=-1)).all()
     lp = chunked_log_probs(space, q, phi, T, chunk_size=300)
     assert jnp.allclose(lp, log_probs(U, T), atol=1e-11)
+    for block in (2, 5):  # 2 does not divide B = 5: padding
+        lp = selection_log_probs(space, q, phi, T, query_block=block, top_k=50)
+        assert jnp.allclose(lp, log_probs(U, T, top_k=50), atol=1e-12)
 
 
 def test_float32_works():

@@ -35,6 +35,7 @@ from ._selection import (
     kl_divergence as kl_divergence,
     log_probs as log_probs,
     sample_tokens as sample_tokens,
+    selection_log_probs as selection_log_probs,
     sharded_thermodynamics as sharded_thermodynamics,
     streaming_thermodynamics as streaming_thermodynamics,
     thermodynamics as thermodynamics,

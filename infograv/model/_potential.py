@@ -21,8 +21,16 @@ KERNEL_NAMES = _k.KERNEL_NAMES
 _DEFAULTS = {"G": 1.0, "epsilon": 0.1, "mu": 1.0, "sigma": 1.0, "k": 1.0}
 
 
+_R2 = sp.Symbol("r2", positive=True)
+
+
+def _fractional_in(expr: sp.Expr, s: sp.Symbol) -> bool:
+    """Whether `expr` contains `s` raised to a non-integer power (i.e. is not smooth at s=0)."""
+    return any(p.base == s and not p.exp.is_integer for p in expr.atoms(sp.Pow))
+
+
 @functools.lru_cache(maxsize=64)
-def _compiled(name: str, d: int) -> tuple[sp.Expr, tuple[str, ...], bool]:
+def _compiled(name: str, d: int) -> tuple[sp.Expr, sp.Symbol, tuple[str, ...], bool]:
     kern = _k.kernel(name, d)
     expr = kern.elementary()
     if _k.M not in expr.free_symbols:
@@ -31,7 +39,12 @@ def _compiled(name: str, d: int) -> tuple[sp.Expr, tuple[str, ...], bool]:
     params = tuple(s.name for s in sorted(expr.free_symbols - {_k.r, _k.M}, key=lambda s: s.name))
     singular = bool(sp.limit(kern.potential.subs({s: 1 for s in kern.params}), _k.r, 0,
                              "+").is_infinite)
-    return expr, params, singular
+    # The same expression as a function of r2 = r^2 (exact substitution r = sqrt(r2)): no square
+    # root per token for kernels that depend on r^2 only (Plummer, Gaussian, harmonic).
+    expr_s = expr.subs(_k.r, sp.sqrt(_R2))
+    if singular or not _fractional_in(expr_s, _R2):
+        return expr_s, _R2, params, singular
+    return expr, _k.r, params, singular
 
 
 class Potential(eqx.Module):
@@ -47,10 +60,12 @@ class Potential(eqx.Module):
     The harmonic kernel $\tfrac12 k r^2$ has no $M$; a source of mass $M$ is given the field
     $M\cdot\tfrac12 k r^2$ (so $M = k = 1$ is the dot-product softmax, see `docs/model/choices.md`).
 
-    At $r = 0$: smooth kernels (Plummer, Gaussian, harmonic) are evaluated exactly with the
-    double-`where` square root, so gradients are finite (zero by symmetry). Singular kernels
-    (Newton and Yukawa for $d \ge 2$) are evaluated at $\max(r, r_{\min})$, a clamp applied before
-    the square root; the gradient is then finite (zero inside $r_{\min}$).
+    Kernels that depend on $r^2$ only (Plummer, Gaussian, harmonic) are compiled as functions of
+    $r^2$ (the exact substitution $r = \sqrt{r^2}$ done in SymPy), so no square root is taken per
+    token and the gradient at $r = 0$ is finite (zero by symmetry); other smooth kernels use the
+    double-`where` square root. Singular kernels (Newton and Yukawa for $d \ge 2$) are evaluated
+    at $\max(r, r_{\min})$, a clamp applied to $r^2$; the gradient is then finite (zero inside
+    $r_{\min}$).
 
     Arguments:
         kernel: `"newton"`, `"plummer"`, `"yukawa"`, `"gaussian"` or `"harmonic"`.
@@ -86,7 +101,7 @@ class Potential(eqx.Module):
             raise ValueError(
                 f"kernel: unknown kernel {kernel!r}; valid names are {', '.join(KERNEL_NAMES)}."
             )
-        expr, names, singular = _compiled(kernel, int(d) if isinstance(d, int) else d)
+        expr, arg, names, singular = _compiled(kernel, int(d) if isinstance(d, int) else d)
         unknown = sorted(set(params) - set(_DEFAULTS))
         if unknown:
             raise TypeError(
@@ -100,7 +115,7 @@ class Potential(eqx.Module):
                 raise ValueError(f"{n}: kernel parameters must be positive, got {v!r}.")
             values[n] = v
         symbols = {s.name: s for s in expr.free_symbols}
-        self.fn = to_jax(expr, [_k.r, _k.M], params={symbols[n]: values[n] for n in names})
+        self.fn = to_jax(expr, [arg, _k.M], params={symbols[n]: values[n] for n in names})
         self.kernel = kernel
         self.d = int(d)
         self.singular = singular
@@ -121,7 +136,9 @@ class Potential(eqx.Module):
         mass = jnp.asarray(mass, r2.dtype)
         if self.singular:
             floor = jnp.asarray(self.r_min**2, r2.dtype)
-            rad = jnp.sqrt(jnp.where(r2 > floor, r2, floor))
+            rad = jnp.where(r2 > floor, r2, floor)  # the compiled argument is r^2
+        elif self.fn.arg_names[0] == _R2.name:
+            rad = r2  # smooth in r^2: no square root, finite gradient at 0
         else:
             pos = r2 > 0
             rad = jnp.where(pos, jnp.sqrt(jnp.where(pos, r2, 1.0)), 0.0)
