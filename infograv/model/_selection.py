@@ -215,6 +215,15 @@ def selection_log_probs(
 
     Returns:
         `(N,)` or `(B, N)` log-probabilities.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from infograv.model import toy_uniform, Query, Potential, energies, log_probs
+        >>> s, phi = toy_uniform(0, n=50, d=3), Potential("gaussian", 3)
+        >>> q = Query(jnp.zeros((5, 3)), jnp.ones(5))
+        >>> lp = selection_log_probs(s, q, phi, 0.5, query_block=2)
+        >>> bool(jnp.allclose(lp, log_probs(energies(s, q, phi), 0.5), atol=1e-6))
+        True
     """
     _check_query(space, query)
     if query.position.ndim == 1:
