@@ -129,7 +129,7 @@ class ValidationSettings:
     batch_prompts: int | None = 32
     top_k: int = 32
     n_rest: int = 256
-    steps: int = 400
+    steps: int = 600
     learning_rate: float = 0.03
     max_train: int | None = None
     max_heldout: int | None = None
@@ -169,9 +169,9 @@ class ValidationSettings:
         """A small subset that runs in about a minute (used by `infograv paper`)."""
         return cls(
             families=("plummer", "gaussian", "harmonic"),
-            steps=150, max_train=64, max_heldout=40, n_boot=1000,
+            steps=120, max_train=64, max_heldout=40, n_boot=1000,
             temperatures=(0.3, 1.0, 1.5), n_temperature_prompts=3, n_samples=4,
-            max_new_tokens=6, n_trajectories=1, trajectory_steps=8, max_mass_prompts=48,
+            max_new_tokens=6, n_trajectories=1, trajectory_steps=8, max_mass_prompts=32,
             max_pairs=24,
         )
 
@@ -570,6 +570,8 @@ def fit_kernel(
     uniformly sampled other tokens (for the diagonal map, whose exact loss costs $O(BVd)$).
     With `loss="full"` each Adam step uses a random minibatch of `batch_prompts` prompts
     (seeded; `None`: all prompts every step); the reported `final_loss` is on all prompts.
+    Before Adam, the strength (`G`, or `k` for the harmonic kernel) is set to the best of 25
+    factors $e^{-12} \dots e^{12}$ of its initial value (loss on up to 64 prompts).
 
     Arguments:
         family: from [`kernel_family`][infograv.experiments.kernel_family].
@@ -613,12 +615,14 @@ def fit_kernel(
             batches = np.stack([rng.choice(B, batch_prompts, replace=False)
                                 for _ in range(steps)]).astype(np.int32)
         all_rows = jnp.arange(B)
+        theta0 = _scan_strength(loss_fn, theta0, jnp.arange(min(B, 64)))
         objective = loss_fn if batches is not None else (lambda th: loss_fn(th, all_rows))
         theta, losses = adam_minimise(objective, theta0, steps=steps,
                                       learning_rate=learning_rate, batches=batches)
         return {
             "family": family.name, "d": family.d, "theta": theta,
             "params": {n: float(jnp.exp(v)) for n, v in theta["log"].items()},
+            "median_top_distance": _median_top_distance(theta, h, emb, top),
             "losses": np.asarray(losses),
             "final_loss": float(jax.jit(loss_fn)(theta, all_rows)),
             "settings": {"loss": loss, "steps": steps, "learning_rate": learning_rate,
@@ -656,6 +660,35 @@ def fit_kernel(
                      "steps": steps, "learning_rate": learning_rate, "query_map": query_map,
                      "seed": seed},
     }
+
+
+def _median_top_distance(theta: Any, h: np.ndarray, emb: np.ndarray, top: np.ndarray) -> float:
+    """Median distance |x_q - x_i| from the fitted query to each prompt's 8 most likely tokens.
+
+    Compared with a fitted length (Plummer's epsilon, the Gaussian sigma, 1/mu for Yukawa) it says
+    whether the kernel is used in its gravity-like core or in its wide, harmonic-like limit.
+    """
+    q = np.asarray(_query(theta, jnp.asarray(h, jnp.asarray(h[:1]).dtype)), dtype=np.float64)
+    diff = q[:, None, :] - emb[top[:, :8]]
+    return float(np.median(np.sqrt(np.sum(diff * diff, axis=-1))))
+
+
+def _scan_strength(loss_fn: Callable[[Any, jax.Array], jax.Array], theta: dict[str, Any],
+                   rows: jax.Array) -> dict[str, Any]:
+    """Start Adam from the best strength (`G` or `k`) on a grid of 25 factors e^-12 … e^12."""
+    name = "G" if "G" in theta["log"] else "k"
+    if name not in theta["log"]:
+        return theta
+    f = jax.jit(loss_fn)
+    best, best_val = theta, float("inf")
+    for shift in np.linspace(-12.0, 12.0, 25):
+        log = dict(theta["log"])
+        log[name] = theta["log"][name] + float(shift)
+        cand = {**theta, "log": log}
+        val = float(f(cand, rows))
+        if np.isfinite(val) and val < best_val:
+            best, best_val = cand, val
+    return best
 
 
 def _full_loss(family: KernelFamily, h: np.ndarray, lp: np.ndarray, emb: np.ndarray,
@@ -843,6 +876,7 @@ def fit_study(
         fams[name] = {
             "d": fam.d if name in ("newton", "plummer", "yukawa") else None,
             "params": fit["params"], "train_loss": fit["final_loss"],
+            "median_top_distance": fit.get("median_top_distance"),
             "mean_kl": ev["mean_kl"], "top1_agreement": ev["top1_agreement"],
             "entropy_corr": ev["entropy_corr"], "seconds": time.perf_counter() - t0,
         }
@@ -1607,7 +1641,9 @@ def _write_figures(out: Path, results: Mapping[str, Any]) -> None:
                          f"free {run['free_agreement']:.2f}", fontsize=7)
             ax.set_xlabel("PC 1 of unit directions")
             ax.set_ylabel("PC 2 of unit directions")
-        axes[0][0].legend(frameon=False, fontsize=6)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", ncol=4, frameon=False, fontsize=7,
+                   bbox_to_anchor=(0.5, 0.0))
         save_figure(fig, out / "val_trajectory")
 
 
