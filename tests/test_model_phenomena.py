@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from infograv.experiments._phenomena import FIGURE_STEMS, paper_section
 
@@ -38,3 +39,15 @@ def test_paper_section_writes_figures_and_numbers(tmp_path):
     assert len(head) == 1 + 2 * len(s["phenomena_collapse"]["settings"]["masses"])
     rows = np.loadtxt(tmp_path / "phenomena_temperature.csv", delimiter=",", skiprows=1)
     assert rows.shape == (s["phenomena_temperature"]["settings"]["n_temperatures"], 7)
+
+
+def test_spearman_matches_scipy():
+    # Reference: scipy.stats.spearmanr (average ranks for ties).
+    from scipy.stats import spearmanr
+
+    from infograv.experiments._phenomena import _spearman
+
+    r = np.random.default_rng(1)
+    a = np.round(r.normal(size=80), 1)  # rounding makes ties
+    b = a + r.normal(size=80)
+    assert _spearman(a, b) == pytest.approx(spearmanr(a, b)[0], rel=1e-12)

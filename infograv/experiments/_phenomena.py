@@ -46,6 +46,20 @@ def _np(tree: Any) -> Any:
     return jax.tree_util.tree_map(lambda a: np.asarray(a) if hasattr(a, "shape") else a, tree)
 
 
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties), without SciPy."""
+    def ranks(x: np.ndarray) -> np.ndarray:
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x), dtype=float)
+        _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+        sums = np.bincount(inv, weights=r)
+        return (sums / counts)[inv]
+
+    ra, rb = ranks(a), ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
 def potential_well_experiment(
     *, seed: int = 0, kernel: str = "plummer", mass: float = 3.0, epsilon: float = 0.3,
     T: float = 0.5, resolution: int = 90, query_cluster: int = 0,
@@ -168,8 +182,6 @@ def voids_experiment(
     tokens outside its `knn` nearest neighbours at each temperature, against $\log\rho_{\rm
     sem}(x_q)$. Spearman's rank correlation summarises the trend.
     """
-    from scipy.stats import spearmanr
-
     space = m.toy_clusters(seed, n_clusters=5, n_per_cluster=40, spread=0.3)
     phi = m.Potential("plummer", 2, epsilon=epsilon)
     v = m.find_voids(space, percentile=percentile, n_balls=4, resolution=resolution)
@@ -186,7 +198,7 @@ def voids_experiment(
         h = m.hallucination(lp, inside)
         out_p.append(h.outside_probability)
         ent.append(m.thermodynamics(U, T).entropy)
-        rho_corr.append(float(spearmanr(np.asarray(logrho), np.asarray(h.outside_probability))[0]))
+        rho_corr.append(_spearman(np.asarray(logrho), np.asarray(h.outside_probability)))
     return _np({
         "settings": dict(seed=seed, temperatures=list(temperatures), mass=mass, epsilon=epsilon,
                          kernel="plummer", n_queries=n_queries, neighbourhood=f"knn(k={knn})",
