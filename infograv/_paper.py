@@ -63,6 +63,21 @@ SECTIONS: tuple[Section, ...] = (
 )
 
 
+_OPTIONAL = {"gguf", "tokenizers", "safetensors", "wordfreq"}
+
+
+def _skip_reason(exc: BaseException) -> str | None:
+    """Why a section may be skipped (a missing real model or optional package), else None."""
+    from .data._artifacts import ArtifactNotFoundError
+
+    if isinstance(exc, ArtifactNotFoundError):
+        return str(exc)
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in _OPTIONAL:
+        return (f"the optional package {exc.name!r} is not installed; "
+                "run `pip install 'infograv[lm]'` and then this command again.")
+    return None
+
+
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -127,14 +142,13 @@ def make_paper(
             try:
                 sec.load()(folder, lambda m, s=sec.name: prog(f"  {s}: {m}"))
                 entry["status"] = "done"
-            except Exception as exc:  # only a missing artifact is tolerated
-                from .lm import ArtifactNotFoundError
-
-                if not isinstance(exc, ArtifactNotFoundError):
+            except Exception as exc:  # only a missing artifact or optional package is tolerated
+                reason = _skip_reason(exc)
+                if reason is None:
                     raise
                 entry["status"] = "skipped"
-                entry["reason"] = str(exc)
-                prog(f"  {sec.name}: skipped: {exc}")
+                entry["reason"] = reason
+                prog(f"  {sec.name}: skipped: {reason}")
             entry["seconds"] = round(time.perf_counter() - t0, 2)
             entry["files"] = sorted(str(p.relative_to(work)) for p in folder.rglob("*")
                                     if p.is_file())

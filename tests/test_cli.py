@@ -101,3 +101,12 @@ def test_paper_main_job_end_to_end(tmp_path, capsys):
         assert page.read_text(encoding="utf-8") == made, (
             f"{page} is stale: run `python theory/{stem}.py`"
         )
+
+
+def test_only_missing_models_or_optional_packages_are_skipped():
+    from infograv.lm import ArtifactNotFoundError
+
+    assert "infograv[lm]" in _paper._skip_reason(ModuleNotFoundError("x", name="gguf"))
+    assert _paper._skip_reason(ArtifactNotFoundError("run `infograv fetch smollm2`"))
+    assert _paper._skip_reason(ModuleNotFoundError("x", name="numpy")) is None
+    assert _paper._skip_reason(RuntimeError("boom")) is None
