@@ -38,8 +38,7 @@ def besselk(nu: Any, x: Any, *, n_nodes: int = 256) -> Any:
     dtype = jnp.result_type(nu.dtype, x.dtype) if jnp.issubdtype(nu.dtype, jnp.inexact) else x.dtype
     if not jnp.issubdtype(dtype, jnp.inexact):
         dtype = jnp.zeros(()).dtype
-    nu = nu.astype(dtype)
-    x = x.astype(dtype)
+    nu, x = jnp.broadcast_arrays(nu.astype(dtype), x.astype(dtype))
     anu = jnp.abs(nu)
     safe_x = jnp.where(x > 0, x, 1.0)
     # exp(-x cosh t + nu t) is negligible once x cosh t - nu t > ~ 50.

@@ -102,7 +102,11 @@ def test_besselk_matches_scipy(rng):
     got = infograv.besselk(jnp.asarray(nu), jnp.asarray(xs))
     # trapezoid on a double-exponentially decaying integrand: near machine precision.
     np.testing.assert_allclose(got, scipy.special.kv(nu, xs), rtol=1e-11)
+    # a scalar order with an array argument (no rank promotion needed)
+    np.testing.assert_allclose(infograv.besselk(1.0, jnp.asarray(xs)), scipy.special.kv(1, xs),
+                               rtol=1e-11)
     f = infograv.to_jax(sp.besselk(1, x), [x])
+    np.testing.assert_allclose(f(jnp.asarray(xs)), scipy.special.kv(1, xs), rtol=1e-11)
     np.testing.assert_allclose(f(0.7), scipy.special.kv(1, 0.7), rtol=1e-11)
 
 
