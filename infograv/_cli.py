@@ -158,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input, with a message)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The command line computes in float64, the configuration the test suite checks; library
+    # users choose for themselves (every function follows the dtype of its inputs).
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError) as exc:
