@@ -96,8 +96,8 @@ class SymbolicFunction(eqx.Module):
         >>> import sympy as sp, jax, infograv
         >>> x, G = sp.symbols("x G")
         >>> f = infograv.to_jax(G * sp.sin(x), [x], params={G: 2.0})
-        >>> float(f(0.5))                       # 2 sin(0.5)
-        0.958851077208406
+        >>> round(float(f(0.5)), 6)             # 2 sin(0.5)
+        0.958851
         >>> g = jax.grad(lambda m: m(0.5))(f)  # d/dG
         >>> round(float(g.params["G"]), 6)
         0.479426

@@ -105,7 +105,7 @@ def parse_expression(
         >>> import sympy as sp
         >>> r, M = sp.symbols("r M")
         >>> parse_expression("1 - 2*M/r", [r, M])
-        1 - 2*M/r
+        -2*M/r + 1
         >>> try:
         ...     parse_expression("__import__('os')", [r])
         ... except ExpressionError as e:
