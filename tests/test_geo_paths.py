@@ -60,8 +60,6 @@ def test_sphere_log_map_is_the_great_circle_arc(sphere):
     # energy minimisation finds the same arc to its O(1/K²) discretisation error
     e = GD.log_map(sphere, a, pairs[0], method="energy", n_steps=32)
     assert float(e.length) == pytest.approx(float(arc[0]), rel=1e-3)
-    h = GD.log_map(sphere, a, pairs[0], method="hybrid")
-    assert float(h.length) == pytest.approx(float(arc[0]), rel=1e-8)
 
 
 def test_log_map_gradient_with_respect_to_endpoint(sphere):
@@ -88,7 +86,7 @@ def test_log_map_gradient_with_respect_to_metric_parameter():
 
         k = infograv.to_jax(expr, [r], params={s: sigma})
         phi = G.RadialPotential(kernel=k, centres=jnp.zeros((1, 2)), weights=jnp.array([0.5]))
-        return GD.log_map(G.ConformalMetric(phi, dim=2), a, b).length
+        return GD.log_map(G.ConformalMetric(phi, dim=2), a, b, n_steps=32).length
 
     g = jax.grad(length)(0.8)
     fd = (length(0.8 + 1e-5) - length(0.8 - 1e-5)) / 2e-5  # the second call reuses the compile

@@ -8,6 +8,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import optimistix as optx
 from jaxtyping import Array, Float, Int
 
@@ -116,9 +117,11 @@ def log_map(
 
     Methods:
       - `"shooting"`: solve `exp_{x0}(v) = x1` for `v` with `optimistix.LevenbergMarquardt`
-        (a damped Newton method: the Jacobian by forward-mode autodiff through a fixed-step
-        RK4 integration; the damping keeps it from diverging when the straight line is a
-        poor start); starts from `init` or the straight line `x1 − x0`.
+        (a damped Newton method through a fixed-step RK4 integration; the damping keeps it from
+        diverging when the straight line is a poor start). For `n ≤ 32` the Jacobian is
+        materialised by forward-mode autodiff and the step solved by QR; above, the step is
+        solved matrix-free by conjugate gradients on the normal equations (JVPs and VJPs
+        only). Starts from `init` or the straight line `x1 − x0`.
       - `"energy"`: minimise the discrete path energy over the `n_steps − 1` interior points
         with `optimistix.LBFGS`, starting from the straight line; robust when shooting
         starts too far away; the velocity is the second-order one-sided difference at `x0`.
@@ -222,10 +225,21 @@ class _PathEnergy(eqx.Module):
         return path_energy(m, jnp.concatenate([a[None], interior, b[None]]))
 
 
+_DENSE_MAX_DIM = 32
+
+
+def _step_solver(n: int) -> lx.AbstractLinearSolver:
+    # small n: a dense QR of the materialised Jacobian; large n: matrix-free conjugate
+    # gradients on the normal equations (one JVP and one VJP per iteration, no n × n matrix)
+    if n <= _DENSE_MAX_DIM:
+        return lx.QR()
+    return lx.Normal(lx.CG(rtol=1e-12, atol=1e-12, max_steps=10 * n))
+
+
 def _shoot(metric, x0, x1, v_init, n_steps, rtol, atol, max_steps, throw) -> LogMapSolution:
     sol = optx.least_squares(
         _ShootingResidual(n_steps),
-        optx.LevenbergMarquardt(rtol=rtol, atol=atol),
+        optx.LevenbergMarquardt(rtol=rtol, atol=atol, linear_solver=_step_solver(x0.shape[0])),
         v_init,
         args=(metric, x0, x1),
         max_steps=max_steps,

@@ -93,14 +93,16 @@ class FunctionMetric(AbstractMetric):
 class CompiledMetric(AbstractMetric):
     r"""A metric compiled from an [`infograv.symbolic.Metric`][]: `g` and `Γ` come from SymPy.
 
-    The components and the Christoffel symbols of the symbolic metric are compiled once with
-    [`infograv.to_jax`][] (common-subexpression elimination, parameters as differentiable
-    leaves). `acceleration(x, v)` contracts the compiled `Γ^a_{bc}` with `v^b v^c`, so this
-    class is meant for the small dimensions where SymPy works (`n ≲ 10`).
+    The components, the Christoffel symbols and the geodesic acceleration
+    `Γ^a_{bc} v^b v^c` (a SymPy expression in the coordinates and velocity symbols, so that
+    structural zeros and common subexpressions are removed before compiling) of the symbolic
+    metric are compiled once with [`infograv.to_jax`][] (parameters as differentiable
+    leaves). Meant for the small dimensions where SymPy works (`n ≲ 10`).
 
     Attributes:
         g: compiled components, `(n, n)`.
         gamma: compiled Christoffel symbols, `(n, n, n)`, `[a, b, c] = Γ^a_{bc}`.
+        geodesic_acc: compiled `Γ^a_{bc} v^b v^c`, arguments `(x¹ … xⁿ, v¹ … vⁿ)`.
         dim: `n`.
         coord_names: names of the coordinates, in order.
 
@@ -117,6 +119,7 @@ class CompiledMetric(AbstractMetric):
 
     g: SymbolicFunction
     gamma: SymbolicFunction
+    geodesic_acc: SymbolicFunction
     dim: int = eqx.field(static=True)
     coord_names: tuple[str, ...] = eqx.field(static=True)
 
@@ -143,8 +146,15 @@ class CompiledMetric(AbstractMetric):
         coords = list(metric.coords)
         params = dict(params or {})
         g = to_jax(metric.components, coords, params=params)
-        gamma = to_jax(metric.christoffel(), coords, params=params)
-        return cls(g=g, gamma=gamma, dim=len(coords), coord_names=tuple(c.name for c in coords))
+        gam = metric.christoffel()
+        gamma = to_jax(gam, coords, params=params)
+        n = len(coords)
+        vel = [sp.Dummy(f"_vel{i}") for i in range(n)]
+        acc = [sp.Add(*[gam[a, b, c] * vel[b] * vel[c] for b in range(n) for c in range(n)])
+               for a in range(n)]
+        geo_acc = to_jax(sp.Array(acc), coords + vel, params=params)
+        return cls(g=g, gamma=gamma, geodesic_acc=geo_acc, dim=n,
+                   coord_names=tuple(c.name for c in coords))
 
     def _args(self, x: Point) -> list[Any]:
         if x.shape != (self.dim,):
@@ -165,7 +175,7 @@ class CompiledMetric(AbstractMetric):
         return self.gamma(*self._args(x))
 
     def acceleration(self, x: Point, v: Vector) -> Vector:
-        return jnp.einsum("abc,b,c->a", self.christoffel(x), v, v)
+        return self.geodesic_acc(*self._args(x), *[v[i] for i in range(self.dim)])
 
 
 def _conformal_acceleration(grad_phi: Vector, v: Vector) -> Vector:
