@@ -58,6 +58,8 @@ SECTIONS: tuple[Section, ...] = (
             "infograv._derive:paper_section"),
     Section("phenomena", "The paper's phenomena on toy semantic spaces",
             "infograv.experiments._phenomena:paper_section"),
+    Section("geometry", "Curved semantic space: geodesics, horizons, curvature, Langevin",
+            "infograv.experiments._geometry:paper_section"),
     Section("validation", "Empirical test on a real language model (SmolLM2-135M)",
             "infograv.experiments._validation:paper_section", needs_artifacts=True),
 )
