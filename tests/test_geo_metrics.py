@@ -149,7 +149,7 @@ def test_identity_laws(name, rng):
     assert float(G.metric_compatibility_residual(m, x)) < 1e-10
     assert float(G.riemann_symmetry_residual(m, x)) < 1e-9
     assert float(G.first_bianchi_residual(m, x)) < 1e-9
-    if name in ("conformal3", "jacobi2"):  # n⁵ numbers from third derivatives: small n only
+    if name == "conformal3":  # n⁵ numbers from third derivatives: small n only
         assert float(G.second_bianchi_residual(m, x)) < 1e-8
 
 
@@ -176,7 +176,7 @@ def test_residuals_detect_a_wrong_connection():
     assert float(G.metric_compatibility_residual(Wrong(), jnp.array([2.0, 0.0]))) > 1.0
 
 
-@pytest.mark.parametrize("D", [6])
+@pytest.mark.parametrize("D", [5])
 def test_tangherlini_is_ricci_flat(D, rng):
     m = G.TangherliniMetric(D, r_s=1.5)
     x = jnp.asarray(np.concatenate([[0.3], rng.normal(size=D - 1)]))

@@ -86,7 +86,7 @@ def test_log_map_gradient_with_respect_to_metric_parameter():
 
         k = infograv.to_jax(expr, [r], params={s: sigma})
         phi = G.RadialPotential(kernel=k, centres=jnp.zeros((1, 2)), weights=jnp.array([0.5]))
-        return GD.log_map(G.ConformalMetric(phi, dim=2), a, b, n_steps=32).length
+        return GD.log_map(G.ConformalMetric(phi, dim=2), a, b, n_steps=16).length
 
     g = jax.grad(length)(0.8)
     fd = (length(0.8 + 1e-5) - length(0.8 - 1e-5)) / 2e-5  # the second call reuses the compile
@@ -304,10 +304,11 @@ def test_symbolic_parameters_differentiate_through_geodesics():
     def r_end(mass):
         m = G.CompiledMetric.from_symbolic(symbolic.schwarzschild(), params={Ms: mass})
         v0 = jnp.array([1.0 / jnp.sqrt(1 - 2 * mass / 10.0), 0.0, 0.0, 0.0])
-        return GD.geodesic(m, x0, v0, 5.0, rtol=1e-12, atol=1e-12).xs[-1, 1]
+        return GD.geodesic(m, x0, v0, 5.0, rtol=1e-10, atol=1e-10).xs[-1, 1]
 
     g = jax.grad(r_end)(1.0)
     fd = (r_end(1.0 + 1e-5) - r_end(1.0 - 1e-5)) / 2e-5
     # Newtonian estimate: r ≈ r0 − M τ²/(2 r0²) ⇒ dr/dM ≈ −0.125
-    assert float(g) == pytest.approx(float(fd), rel=1e-6)
+    # central differences of a 1e-10 solution with step 1e-5: 1e-5 relative
+    assert float(g) == pytest.approx(float(fd), rel=1e-5)
     assert -0.2 < float(g) < -0.1

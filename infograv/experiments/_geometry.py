@@ -166,7 +166,7 @@ def curvature_experiment(
 
 
 def distance_experiment(
-    *, masses: Any = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0), width: float = 0.8, c: float = 1.0,
+    *, masses: Any = (0.0, 0.5, 1.0, 2.0, 3.0), width: float = 0.8, c: float = 1.0,
     pairs: Any = (((-1.5, 0.4), (1.5, 0.4)), ((-1.2, -0.8), (1.0, 1.2)),
                   ((-2.0, 1.5), (2.0, 1.5))),
     n_steps: int = 48,
@@ -208,7 +208,7 @@ def distance_experiment(
 
 def langevin_experiment(
     *, T: float = 0.4, masses: Any = (1.0, 0.6), centres: Any = ((-0.8, 0.0), (1.0, 0.3)),
-    width: float = 0.6, confine: float = 0.5, n_particles: int = 3000, t1: float = 20.0,
+    width: float = 0.6, confine: float = 0.5, n_particles: int = 2000, t1: float = 12.0,
     dt: float = 5e-3, seed: int = 0, bins: int = 30,
 ) -> dict:
     r"""Overdamped Langevin `dx = −∇U dt + √(2T) dW` in a 2-D landscape of two query wells

@@ -132,11 +132,13 @@ def log_map(
 
     Arguments:
         metric: any [`AbstractMetric`][infograv.geometry.AbstractMetric].
-        x0, x1: endpoints, `(n,)`.
+        x0: start point, `(n,)`.
+        x1: end point, `(n,)`.
         method: see above.
         n_steps: integration steps (shooting) or path segments (energy).
         init: optional initial velocity for shooting.
-        rtol, atol: tolerances of the nonlinear solver.
+        rtol: relative tolerance of the nonlinear solver.
+        atol: absolute tolerance of the nonlinear solver.
         max_steps: iteration budget (the energy method uses `50 × max_steps`).
         throw: raise on failure; otherwise check `result` (a failure is never only a NaN).
 

@@ -275,7 +275,8 @@ def geodesic(
         ts: optional `(S,)` parameter values to save at; default saves the final state only.
         dense: keep the dense interpolant (`sol.evaluate(t)`).
         solver: a diffrax solver (default `Dopri8()`).
-        rtol, atol: tolerances of the step-size controller.
+        rtol: relative tolerance of the step-size controller.
+        atol: absolute tolerance of the step-size controller.
         dt0: initial step (default: chosen by diffrax); the step when `adaptive=False`.
         dtmax: largest step. Events are detected by a sign change of their value between
             the ends of a step, so a step must not jump over a whole event region (e.g. pass
@@ -403,8 +404,17 @@ def geodesic_batch(
 
     Arguments:
         metric: the metric, shared by the batch.
-        x0, v0: `(B, n)` initial points and velocities.
-        t1, t0, ts, solver, rtol, atol, dt0, max_steps, throw: as for `geodesic`.
+        x0: `(B, n)` initial points.
+        v0: `(B, n)` initial velocities.
+        t1: final affine parameter.
+        t0: initial affine parameter.
+        ts: optional `(S,)` parameter values to save at; default the final state only.
+        solver: a diffrax solver (default `Dopri8()`).
+        rtol: relative tolerance, met by every orbit.
+        atol: absolute tolerance, met by every orbit.
+        dt0: initial step (default: chosen by diffrax).
+        max_steps: step budget.
+        throw: raise if the solve fails.
 
     Returns:
         A [`BatchGeodesicSolution`][infograv.geodesic.BatchGeodesicSolution].

@@ -10,6 +10,7 @@ The geodesic equation is `ẍ^a + Γ^a_{bc} ẋ^b ẋ^c = 0`; `acceleration(x, v
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -96,7 +97,7 @@ class AbstractMetric(eqx.Module):
         return self.ricci(x) - 0.5 * self.ricci_scalar(x) * self.metric(x)
 
 
-def christoffel_autodiff(metric_fn, x: Point) -> Christoffels:
+def christoffel_autodiff(metric_fn: Callable[[Point], MetricMatrix], x: Point) -> Christoffels:
     r"""Christoffel symbols of a metric function by forward-mode autodiff.
 
     $$\Gamma^a_{bc} = \tfrac12 g^{ad}(\partial_b g_{dc} + \partial_c g_{db} - \partial_d g_{bc})$$
