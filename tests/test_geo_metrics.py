@@ -50,6 +50,10 @@ def test_compiled_schwarzschild_matches_sympy(rng):
         np.testing.assert_allclose(
             G.christoffel_autodiff(m.metric, jnp.asarray(p)), gam_ref, rtol=1e-12, atol=1e-14
         )
+        # the geodesic acceleration compiled with the velocity contracted in SymPy
+        v = rng.normal(size=4)
+        np.testing.assert_allclose(m.acceleration(jnp.asarray(p), jnp.asarray(v)),
+                                   np.einsum("abc,b,c->a", gam_ref, v, v), rtol=1e-12, atol=1e-13)
 
 
 def test_compiled_metric_parameters_are_differentiable():
