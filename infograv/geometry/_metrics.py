@@ -206,7 +206,7 @@ class ConformalMetric(AbstractMetric):
         >>> from infograv.geometry import ConformalMetric
         >>> # the unit 2-sphere in stereographic coordinates: R = 2
         >>> m = ConformalMetric(lambda x: jnp.log(2.0 / (1.0 + x @ x)), dim=2)
-        >>> round(float(m.ricci_scalar_closed_form(jnp.array([0.3, -0.2]))), 12)
+        >>> round(float(m.ricci_scalar_closed_form(jnp.array([0.3, -0.2]))), 5)
         2.0
 
     References:
