@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import sympy as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+try:
+    from _doc import Doc, main
+except ImportError:  # loaded by infograv paper from the installed copy
+    from infograv._theory._doc import Doc, main  # type: ignore[no-redef]
 
-from infograv.symbolic.kernels import (  # noqa: E402
+from infograv.symbolic.kernels import (
     KERNEL_NAMES,
     G,
     M,
@@ -20,7 +20,6 @@ from infograv.symbolic.kernels import (  # noqa: E402
     r,
     sphere_area,
 )
-from theory._doc import Doc, main  # noqa: E402
 
 TITLE = "Field equations of the potential kernels"
 
