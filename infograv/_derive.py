@@ -13,8 +13,8 @@ import sympy as sp
 
 from ._io import write_json, write_text
 from ._parse import parse_expression
-from .symbolic import PREDEFINED, Metric, predefined, simplified
-from .symbolic._tensor import is_zero
+from .symbolic import PREDEFINED, Metric, predefined
+from .symbolic._latex import components_markdown, independent_components
 
 __all__ = ["QUANTITIES", "derive", "metric_from_cli", "paper_section", "theory_dir"]
 
@@ -69,46 +69,6 @@ def metric_from_cli(name: str, params: Mapping[str, str] | None = None) -> Metri
         return predefined(name, **kwargs)
     except TypeError as exc:
         raise ValueError(f"--param: {exc}") from None
-
-
-def _components(
-    metric: Metric, quantity: str, simplify: float | None
-) -> tuple[str, dict[tuple[int, ...], sp.Expr]]:
-    """The heading and the independent nonzero components of `quantity`, simplified for print."""
-    from .symbolic._latex import _RULES, QUANTITIES as Q, index_tex
-
-    title, sym, pos, get, indices = Q[quantity]
-    value = get(metric)
-    head = f"**{title}** ${index_tex(sym, pos, list('abcd'[: len(pos)]))}$" if pos else \
-        f"**{title}** ${sym}$"
-    if quantity in _RULES:
-        head += f" (nonzero, ${_RULES[quantity]}$)"
-    comps: dict[tuple[int, ...], sp.Expr] = {}
-    for idx in indices(metric.dim):
-        e = value[idx] if idx else value
-        if is_zero(e):
-            continue
-        if simplify is not None:
-            e = simplified(e, simplify)
-            if is_zero(e):
-                continue
-        comps[tuple(idx)] = e
-    return head, comps
-
-
-def _markdown(metric: Metric, quantity: str, head: str,
-              comps: dict[tuple[int, ...], sp.Expr]) -> str:
-    from .symbolic._latex import QUANTITIES as Q, index_tex
-
-    _, sym, pos, _, _ = Q[quantity]
-    names = [sp.latex(c) for c in metric.coords]
-    lines = [head, ""]
-    for idx, e in comps.items():
-        lhs = index_tex(sym, pos, [names[i] for i in idx]) if idx else sym
-        lines += [f"$${lhs} = {sp.latex(e)}$$", ""]
-    if not comps:
-        lines += ["All components are zero.", ""]
-    return "\n".join(lines)
 
 
 def derive(
@@ -179,8 +139,8 @@ def derive(
             continue
         t0 = time.perf_counter()
         say(f"{name}: {q}")
-        head, comps = _components(metric, q, simplify)
-        md.append(_markdown(metric, q, head, comps))
+        head, comps = independent_components(metric, q, simplify=simplify)
+        md.append(components_markdown(metric, q, head, comps) + "\n")
         data[q] = {",".join(str(i) for i in idx): str(e) for idx, e in comps.items()}
         data["timings_s"][q] = round(time.perf_counter() - t0, 3)
     text = "\n".join(md)

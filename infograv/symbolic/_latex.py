@@ -14,7 +14,7 @@ from ._tensor import is_zero
 if TYPE_CHECKING:
     from ._metric import Metric
 
-__all__ = ["latex_quantity", "QUANTITIES"]
+__all__ = ["latex_quantity", "independent_components", "components_markdown", "QUANTITIES"]
 
 
 def _sym_pairs(n: int) -> list[tuple[int, ...]]:
@@ -90,23 +90,30 @@ def index_tex(symbol: str, positions: str, names: Sequence[str]) -> str:
     return out
 
 
-def latex_quantity(metric: Metric, quantity: str, *, simplify: float | int | None = None) -> str:
-    """See [`Metric.latex`][infograv.symbolic.Metric.latex]."""
+def independent_components(
+    metric: Metric, quantity: str, *, simplify: float | int | None = None
+) -> tuple[str, dict[tuple[int, ...], sp.Expr]]:
+    """The Markdown heading and the independent nonzero components of `quantity`.
+
+    Components are listed once per symmetry class (see `_RULES`), optionally passed through
+    [`simplified`][infograv.symbolic.simplified] with a per-component budget of `simplify`
+    seconds; those that are (or simplify to) zero are left out.
+
+    Raises:
+        ValueError: unknown `quantity`.
+    """
     if quantity not in QUANTITIES:
         raise ValueError(
             f"quantity: unknown {quantity!r}; choose one of {', '.join(sorted(QUANTITIES))}."
         )
     title, sym, pos, get, indices = QUANTITIES[quantity]
     value = get(metric)
-    n = metric.dim
-    names = [sp.latex(c) for c in metric.coords]
     generic = "abcd"[: len(pos)]
     head = f"**{title}** ${index_tex(sym, pos, list(generic))}$" if pos else f"**{title}** ${sym}$"
     if quantity in _RULES:
         head += f" (nonzero, ${_RULES[quantity]}$)"
-    lines = [head, ""]
-    count = 0
-    for idx in indices(n):
+    comps: dict[tuple[int, ...], sp.Expr] = {}
+    for idx in indices(metric.dim):
         e = value[idx] if idx else value
         if is_zero(e):
             continue
@@ -114,11 +121,26 @@ def latex_quantity(metric: Metric, quantity: str, *, simplify: float | int | Non
             e = simplified(e, simplify)
             if is_zero(e):
                 continue
+        comps[tuple(idx)] = e
+    return head, comps
+
+
+def components_markdown(
+    metric: Metric, quantity: str, head: str, comps: dict[tuple[int, ...], sp.Expr]
+) -> str:
+    """Markdown for `independent_components`' output: the heading and one equation each."""
+    _, sym, pos, _, _ = QUANTITIES[quantity]
+    names = [sp.latex(c) for c in metric.coords]
+    lines = [head, ""]
+    for idx, e in comps.items():
         lhs = index_tex(sym, pos, [names[i] for i in idx]) if idx else sym
-        lines.append(f"$${lhs} = {sp.latex(e)}$$")
-        lines.append("")
-        count += 1
-    if count == 0:
-        lines.append("All components are zero.")
-        lines.append("")
+        lines += [f"$${lhs} = {sp.latex(e)}$$", ""]
+    if not comps:
+        lines += ["All components are zero.", ""]
     return "\n".join(lines).rstrip("\n")
+
+
+def latex_quantity(metric: Metric, quantity: str, *, simplify: float | int | None = None) -> str:
+    """See [`Metric.latex`][infograv.symbolic.Metric.latex]."""
+    head, comps = independent_components(metric, quantity, simplify=simplify)
+    return components_markdown(metric, quantity, head, comps)
