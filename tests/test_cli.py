@@ -110,3 +110,15 @@ def test_only_missing_models_or_optional_packages_are_skipped():
     assert _paper._skip_reason(ArtifactNotFoundError("run `infograv fetch smollm2`"))
     assert _paper._skip_reason(ModuleNotFoundError("x", name="numpy")) is None
     assert _paper._skip_reason(RuntimeError("boom")) is None
+
+
+def test_fetch_and_validate_errors_name_the_fix(tmp_path, monkeypatch, capsys):
+    assert main(["fetch", "nope", "--quiet"]) == 2
+    assert "unknown artifact 'nope'" in capsys.readouterr().err
+    monkeypatch.setenv("INFOGRAV_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("INFOGRAV_SMOLLM2", raising=False)
+    out = tmp_path / "val"
+    assert main(["validate", "--quick", "--quiet", "--out", str(out)]) == 2
+    assert "infograv fetch smollm2" in capsys.readouterr().err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".val")], "temporary left"
