@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ._io import replace_dir, write_json, write_text
 
@@ -63,6 +64,13 @@ SECTIONS: tuple[Section, ...] = (
     Section("validation", "Empirical test on a real language model (SmolLM2-135M)",
             "infograv.experiments._validation:paper_section", needs_artifacts=True),
 )
+
+
+def _prefixed(prog: Callable[[str], None], name: str) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        prog(f"  {name}: {message}")
+
+    return say
 
 
 _OPTIONAL = {"gguf", "tokenizers", "safetensors", "wordfreq"}
@@ -140,9 +148,9 @@ def make_paper(
             folder = work / sec.name
             folder.mkdir()
             t0 = time.perf_counter()
-            entry = {"name": sec.name, "title": sec.title}
+            entry: dict[str, Any] = {"name": sec.name, "title": sec.title}
             try:
-                sec.load()(folder, lambda m, s=sec.name: prog(f"  {s}: {m}"))
+                sec.load()(folder, _prefixed(prog, sec.name))
                 entry["status"] = "done"
             except Exception as exc:  # only a missing artifact or optional package is tolerated
                 reason = _skip_reason(exc)

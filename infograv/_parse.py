@@ -50,7 +50,6 @@ _BINOPS = {
     ast.Sub: lambda a, b: a - b,
     ast.Mult: lambda a, b: a * b,
     ast.Div: lambda a, b: a / b,
-    ast.Pow: None,  # handled with bounds
 }
 
 
@@ -150,10 +149,11 @@ def parse_expression(
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             val = walk(node.operand, depth + 1)
             return -val if isinstance(node.op, ast.USub) else val
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        if isinstance(node, ast.BinOp) and (type(node.op) in _BINOPS or
+                                            isinstance(node.op, ast.Pow)):
             a = walk(node.left, depth + 1)
             b = walk(node.right, depth + 1)
-            if isinstance(node.op, ast.Pow):
+            if isinstance(node.op, ast.Pow):  # bounded, see _power
                 return _power(a, b, text)
             return _BINOPS[type(node.op)](a, b)
         if isinstance(node, ast.Call):

@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -13,7 +14,7 @@ from .._io import atomic_path
 
 __all__ = ["paper_style", "save_figure"]
 
-_RC = {
+_RC: dict[str, Any] = {
     "figure.dpi": 110,
     "savefig.dpi": 200,
     "font.size": 9,
@@ -42,7 +43,7 @@ def paper_style() -> Iterator[None]:
         ...     fig, ax = plt.subplots(figsize=(3.4, 2.4))
         >>> plt.close(fig)
     """
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         yield
 
 
