@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
+from sympy.printing.numpy import JaxPrinter
 
 from ._special import besselk as _jax_besselk
 
@@ -156,6 +157,17 @@ _CACHE_LOCK = threading.Lock()
 _JAX_EXTRA = {"besselk": _jax_besselk}
 
 
+class _Printer(JaxPrinter):
+    """SymPy's JAX printer, but integer powers stay integer (`r**(-2)`, which JAX lowers to
+    multiplications and one division) instead of becoming a float `pow` (`r**(-2.0)`, an
+    `exp(log)` per call)."""
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        if expr.exp.is_Integer:
+            return self._hprint_Pow(expr, rational=rational, sqrt=self._module + ".sqrt")
+        return super()._print_Pow(expr, rational=rational)
+
+
 def clear_cache() -> None:
     """Empty the compilation cache of [`infograv.to_jax`][]."""
     with _CACHE_LOCK:
@@ -260,6 +272,10 @@ def to_jax(
             modules=[_JAX_EXTRA, "jax"],
             cse=cse,
             docstring_limit=0,
+            printer=_Printer({
+                "fully_qualified_modules": False, "inline": True,
+                "allow_unknown_functions": True, "user_functions": {k: k for k in _JAX_EXTRA},
+            }),
         )
         hit = (fn, tuple(a.name for a in arg_syms), shape)
         with _CACHE_LOCK:

@@ -31,3 +31,24 @@ def rng() -> np.random.Generator:
 def key() -> jax.Array:
     """A seeded JAX key."""
     return jax.random.key(20250429)
+
+
+@pytest.fixture(scope="module")
+def sphere():
+    """The unit 2-sphere in `(θ, φ)`, compiled from SymPy."""
+    from infograv import geometry, symbolic
+
+    return geometry.CompiledMetric.from_symbolic(symbolic.sphere(2, 1))
+
+
+def _sphere_to_cartesian(p):
+    import jax.numpy as jnp
+
+    th, ph = p[..., 0], p[..., 1]
+    return jnp.stack([jnp.sin(th) * jnp.cos(ph), jnp.sin(th) * jnp.sin(ph), jnp.cos(th)], -1)
+
+
+@pytest.fixture(scope="session")
+def cart():
+    """`(θ, φ) ↦ (x, y, z)` on the unit sphere, batched over leading axes."""
+    return _sphere_to_cartesian

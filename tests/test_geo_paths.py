@@ -12,16 +12,6 @@ import sympy as sp
 from infograv import geodesic as GD, geometry as G, symbolic
 
 
-@pytest.fixture(scope="module")
-def sphere():
-    return G.CompiledMetric.from_symbolic(symbolic.sphere(2, 1))
-
-
-def cart(p):
-    th, ph = p[..., 0], p[..., 1]
-    return jnp.stack([jnp.sin(th) * jnp.cos(ph), jnp.sin(th) * jnp.sin(ph), jnp.cos(th)], -1)
-
-
 def wells2():
     c = jnp.array([[0.0, 0.0], [1.5, 0.5]])
     return G.gaussian_wells(c, jnp.array([1.0, 0.6]), width=0.7)
@@ -30,7 +20,7 @@ def wells2():
 # -- sphere ----------------------------------------------------------------------------------
 
 
-def test_sphere_geodesics_are_great_circles(sphere, rng):
+def test_sphere_geodesics_are_great_circles(sphere, rng, cart):
     x0 = jnp.array([1.1, 0.3])
     v0 = jnp.asarray(rng.normal(size=2))
     ts = jnp.linspace(0.0, 2.5, 26)
@@ -47,7 +37,7 @@ def test_sphere_geodesics_are_great_circles(sphere, rng):
     np.testing.assert_allclose(angles, ts, atol=1e-8)
 
 
-def test_sphere_log_map_is_the_great_circle_arc(sphere):
+def test_sphere_log_map_is_the_great_circle_arc(sphere, cart):
     a = jnp.array([1.0, 0.2])
     pairs = jnp.array([[1.3, 1.5], [0.6, -0.8], [2.0, 0.9]])
     sols = jax.vmap(lambda b: GD.log_map(sphere, a, b))(pairs)
@@ -62,7 +52,7 @@ def test_sphere_log_map_is_the_great_circle_arc(sphere):
     assert float(e.length) == pytest.approx(float(arc[0]), rel=1e-3)
 
 
-def test_log_map_gradient_with_respect_to_endpoint(sphere):
+def test_log_map_gradient_with_respect_to_endpoint(sphere, cart):
     # ∂/∂x1 (½ d²) = g(x1) ẋ(1), here against the closed-form great-circle distance
     a = jnp.array([1.0, 0.2])
     b = jnp.array([1.3, 1.5])

@@ -1,5 +1,9 @@
 """Geodesics (initial- and boundary-value), conserved quantities, and Langevin dynamics."""
 
+from ._batch import (
+    BatchGeodesicSolution as BatchGeodesicSolution,
+    geodesic_batch as geodesic_batch,
+)
 from ._bvp import (
     RESULTS as RESULTS,
     LogMapSolution as LogMapSolution,
@@ -9,14 +13,12 @@ from ._bvp import (
 )
 from ._ivp import (
     AbstractGeodesicEvent as AbstractGeodesicEvent,
-    BatchGeodesicSolution as BatchGeodesicSolution,
     GeodesicSolution as GeodesicSolution,
     HorizonCrossing as HorizonCrossing,
     LeavesDomain as LeavesDomain,
     NearToken as NearToken,
     energy as energy,
     geodesic as geodesic,
-    geodesic_batch as geodesic_batch,
     killing_charge as killing_charge,
     momentum as momentum,
     nearest_token as nearest_token,

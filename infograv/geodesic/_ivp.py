@@ -1,5 +1,5 @@
-"""Initial-value geodesics with diffrax: one at a time (`vmap`-able, with events) or a whole
-batch as one stacked system with step-size control shared across the batch."""
+"""Initial-value geodesics with diffrax, one at a time (`vmap`-able, with events), and the
+conserved quantities along them. Batches of thousands: `_batch.py`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int
@@ -24,9 +23,7 @@ __all__ = [
     "LeavesDomain",
     "NearToken",
     "GeodesicSolution",
-    "BatchGeodesicSolution",
     "geodesic",
-    "geodesic_batch",
     "norm",
     "momentum",
     "killing_charge",
@@ -344,107 +341,4 @@ def geodesic(
     return GeodesicSolution(
         ts=sol.ts, xs=xs, vs=vs, result=sol.result, event_mask=mask,
         num_steps=sol.stats["num_accepted_steps"], solution=sol,
-    )
-
-
-class BatchGeodesicSolution(eqx.Module):
-    """The result of [`geodesic_batch`][infograv.geodesic.geodesic_batch].
-
-    Attributes:
-        ts: saved parameter values, `(S,)`, shared by the batch.
-        xs: positions, `(S, B, n)`.
-        vs: velocities, `(S, B, n)`.
-        result: a `diffrax.RESULTS` code for the whole batch.
-        num_steps: accepted steps (shared by the batch).
-    """
-
-    ts: Float[Array, " S"]
-    xs: Float[Array, "S B n"]
-    vs: Float[Array, "S B n"]
-    result: diffrax.RESULTS
-    num_steps: Int[Array, ""]
-
-
-def _batch_norm(tree: Any) -> Scalar:
-    # RMS over each orbit's components, then the worst orbit: every orbit meets the tolerance.
-    x, v = tree
-    per_orbit = jnp.sqrt(0.5 * (jnp.mean(x**2, axis=-1) + jnp.mean(v**2, axis=-1)))
-    return jnp.max(per_orbit)
-
-
-def _batch_vector_field(t: Any, y: Any, m: AbstractMetric):
-    x, v = y
-    return v, -jax.vmap(m.acceleration)(x, v)
-
-
-def geodesic_batch(
-    metric: AbstractMetric,
-    x0: Any,
-    v0: Any,
-    t1: Any,
-    *,
-    t0: Any = 0.0,
-    ts: Any = None,
-    solver: diffrax.AbstractSolver | None = None,
-    rtol: float = 1e-9,
-    atol: float = 1e-9,
-    dt0: float | None = None,
-    max_steps: int = 65536,
-    throw: bool = True,
-) -> BatchGeodesicSolution:
-    r"""Integrate a batch of geodesics as one system with step-size control shared by the batch.
-
-    The state is `(B, n)` positions and velocities; every stage evaluates `Γ(v, v)` for the
-    whole batch at once (vectorised with `vmap`), and the error norm is the worst orbit's RMS,
-    so every orbit meets `rtol`/`atol`. Unlike `vmap` over
-    [`geodesic`][infograv.geodesic.geodesic] (where each lane runs its own adaptive loop and
-    all wait for the slowest), no work is spent on lanes that have finished; the price is that
-    the easiest orbit takes the hardest orbit's steps. Best when the orbits have similar time
-    scales. No events.
-
-    Arguments:
-        metric: the metric, shared by the batch.
-        x0: `(B, n)` initial points.
-        v0: `(B, n)` initial velocities.
-        t1: final affine parameter.
-        t0: initial affine parameter.
-        ts: optional `(S,)` parameter values to save at; default the final state only.
-        solver: a diffrax solver (default `Dopri8()`).
-        rtol: relative tolerance, met by every orbit.
-        atol: absolute tolerance, met by every orbit.
-        dt0: initial step (default: chosen by diffrax).
-        max_steps: step budget.
-        throw: raise if the solve fails.
-
-    Returns:
-        A [`BatchGeodesicSolution`][infograv.geodesic.BatchGeodesicSolution].
-
-    Raises:
-        ValueError: `x0`, `v0` not both of shape `(B, n)`.
-    """
-    x0 = jnp.asarray(x0)
-    v0 = jnp.asarray(v0, dtype=x0.dtype)
-    if x0.ndim != 2 or x0.shape[1] != metric.dim or v0.shape != x0.shape:
-        raise ValueError(
-            f"x0, v0: expected equal shapes (B, {metric.dim}), got {x0.shape} and {v0.shape}."
-        )
-    dtype = x0.dtype
-    saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=jnp.asarray(ts, dtype))
-
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(_batch_vector_field),
-        solver if solver is not None else diffrax.Dopri8(),
-        jnp.asarray(t0, dtype),
-        jnp.asarray(t1, dtype),
-        dt0,
-        (x0, v0),
-        args=metric,
-        saveat=saveat,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, norm=_batch_norm),
-        max_steps=max_steps,
-        throw=throw,
-    )
-    xs, vs = sol.ys
-    return BatchGeodesicSolution(
-        ts=sol.ts, xs=xs, vs=vs, result=sol.result, num_steps=sol.stats["num_accepted_steps"]
     )
