@@ -177,10 +177,13 @@ def _solve_block(
         en = _error_norm(err, st.y, y1, rtol, atol)
         if adaptive:
             ok = en <= 1.0  # False for NaN
+            # the elementary controller h ← h·0.9·err^(−1/p); after a rejection the step may
+            # only shrink, and a non-finite error shrinks it by the most
+            fac = _SAFETY * jnp.maximum(en, 1e-12) ** (-1.0 / tab.order)
             fac = jnp.where(
-                ok & (en > 0),
-                jnp.clip(_SAFETY * en ** (-1.0 / tab.order), _FAC_MIN, _FAC_MAX),
-                jnp.where(ok, _FAC_MAX, _FAC_MIN),
+                ok,
+                jnp.clip(fac, _FAC_MIN, _FAC_MAX),
+                jnp.where(jnp.isfinite(en), jnp.clip(fac, _FAC_MIN, 1.0), _FAC_MIN),
             )
             h_next = h * fac
             # a step shortened to land on a save point does not shrink the next one
