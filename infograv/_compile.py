@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.numpy import JaxPrinter
 
-from ._special import besselk as _jax_besselk
+from ._special import besselk as _jax_besselk, cos as _cos, sin as _sin, tan as _tan
 
 __all__ = ["SymbolicFunction", "to_jax", "clear_cache"]
 
@@ -154,7 +154,7 @@ def _entry_dtype(entry: Any, dtype: Any) -> Any:
 _CACHE: dict[Any, tuple[Callable[..., list[Any]], tuple[str, ...], tuple[int, ...]]] = {}
 _CACHE_LOCK = threading.Lock()
 
-_JAX_EXTRA = {"besselk": _jax_besselk}
+_JAX_EXTRA = {"besselk": _jax_besselk, "sin": _sin, "cos": _cos, "tan": _tan}
 
 
 class _Printer(JaxPrinter):

@@ -110,6 +110,46 @@ def test_besselk_matches_scipy(rng):
     np.testing.assert_allclose(f(0.7), scipy.special.kv(1, 0.7), rtol=1e-11)
 
 
+def test_float64_sin_cos_tan_within_two_ulp(rng):
+    import mpmath
+
+    from infograv import _special
+
+    half_pi = np.pi / 2
+    xs = np.concatenate([
+        rng.uniform(-4, 4, 300),
+        rng.uniform(-1e3, 1e3, 300),
+        10.0 ** rng.uniform(3, 12.5, 300) * rng.choice([-1, 1], 300),
+        # next to multiples of π/2, where the reduction cancels most digits
+        np.arange(1, 200) * half_pi,
+        np.nextafter(np.arange(1, 200) * half_pi, np.inf),
+        [0.0, -0.0, 1e-300, 5e-324, np.pi, -np.pi],
+    ])
+    mpmath.mp.prec = 160
+    for name, ours, ref in [("sin", _special.sin, mpmath.sin), ("cos", _special.cos, mpmath.cos),
+                            ("tan", _special.tan, mpmath.tan)]:
+        got = np.asarray(ours(jnp.asarray(xs)))
+        exact = np.array([float(ref(mpmath.mpf(float(v)))) for v in xs])
+        ulps = np.abs(got - exact) / np.spacing(np.abs(exact))
+        tol = 4.0 if name == "tan" else 2.0  # a quotient of two 2-ulp values
+        assert np.max(ulps) <= tol, (name, xs[np.argmax(ulps)], np.max(ulps))
+    # outside the reduction's range and for non-finite input: NaN, never a wrong number
+    bad = jnp.array([2.0**43 * np.pi, -1e300, np.inf, -np.inf, np.nan])
+    assert np.all(np.isnan(_special.sin(bad))) and np.all(np.isnan(_special.cos(bad)))
+    # float32 goes to jax.numpy; derivatives are the exact ones
+    x32 = jnp.asarray(xs[:50], dtype=jnp.float32)
+    np.testing.assert_array_equal(_special.sin(x32), jnp.sin(x32))
+    d = jax.vmap(jax.grad(_special.sin))(jnp.asarray(xs[:50]))
+    np.testing.assert_allclose(d, np.cos(xs[:50]), rtol=1e-15, atol=1e-16)
+    d = jax.vmap(jax.grad(_special.cos))(jnp.asarray(xs[:50]))
+    np.testing.assert_allclose(d, -np.sin(xs[:50]), rtol=1e-15, atol=1e-16)
+    # and to_jax uses them for float64
+    f = infograv.to_jax(sp.sin(x) * sp.cos(x) + sp.cot(x), [x])
+    np.testing.assert_allclose(f(jnp.asarray(xs[:50])),
+                               np.sin(xs[:50]) * np.cos(xs[:50]) + 1 / np.tan(xs[:50]),
+                               rtol=1e-13)
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
