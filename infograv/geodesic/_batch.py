@@ -332,7 +332,8 @@ def geodesic_batch(
     pad = n_blocks * bs - n_orbits
     y0 = jnp.concatenate([x0, v0], axis=1)  # (B, 2n)
     if pad:
-        y0 = jnp.concatenate([y0, jnp.broadcast_to(y0[:1], (pad, 2 * n))], axis=0)
+        # pad with copies of the last orbit, a neighbour of the last block's own orbits
+        y0 = jnp.concatenate([y0, jnp.broadcast_to(y0[-1:], (pad, 2 * n))], axis=0)
     y0 = y0.reshape(n_blocks, bs, 2 * n).transpose(0, 2, 1)  # (K, 2n, bs): components as rows
 
     acc = jax.vmap(metric.acceleration, in_axes=(1, 1), out_axes=1)
