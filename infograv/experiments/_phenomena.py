@@ -150,15 +150,15 @@ def collapse_experiment(
     xq = space.embedding[5] + 0.15
     bg = m.background_energies(space, m.Potential("plummer", 2, epsilon=0.3), coupling=coupling)
     ratios = jnp.geomspace(0.01, 10.0, n_ratios)
-    H0, H1 = [], []
+    rows0, rows1 = [], []
     for M in masses:
         U0 = m.energies(space, m.Query(xq, M), phi)
         U1 = U0 + bg
         T = ratios * M  # G = 1
-        H0.append(m.thermodynamics(jnp.broadcast_to(U0, T.shape + U0.shape), T).entropy)
-        H1.append(m.thermodynamics(jnp.broadcast_to(U1, T.shape + U1.shape), T).entropy)
-    H0 = jnp.stack(H0)
-    H1 = jnp.stack(H1)
+        rows0.append(m.thermodynamics(jnp.broadcast_to(U0, T.shape + U0.shape), T).entropy)
+        rows1.append(m.thermodynamics(jnp.broadcast_to(U1, T.shape + U1.shape), T).entropy)
+    H0 = jnp.stack(rows0)
+    H1 = jnp.stack(rows1)
     return _np({
         "settings": dict(seed=seed, masses=list(masses), kernel=kernel, epsilon=epsilon, G=1.0,
                          background="background_energies(plummer, epsilon=0.3)",
@@ -563,7 +563,8 @@ def paper_section(out: pathlib.Path, progress: Callable[[str], None]) -> None:
     `FIGURE_STEMS`, and `phenomena_summary.json` with every experiment's summary.
     """
     out = pathlib.Path(out)
-    steps = [
+    steps: list[tuple[str, Callable[[], dict[str, Any]], Callable[[dict[str, Any], pathlib.Path],
+                                                                   None]]] = [
         ("potential well", potential_well_experiment, _fig_potential_well),
         ("entropy, top-1 and diversity against T", temperature_experiment, _fig_temperature),
         ("mass-temperature collapse and its break", collapse_experiment, _fig_collapse),

@@ -616,7 +616,9 @@ def fit_kernel(
                                 for _ in range(steps)]).astype(np.int32)
         all_rows = jnp.arange(B)
         theta0 = _scan_strength(loss_fn, theta0, jnp.arange(min(B, 64)))
-        objective = loss_fn if batches is not None else (lambda th: loss_fn(th, all_rows))
+        objective: Callable[..., jax.Array] = (
+            loss_fn if batches is not None else (lambda th: loss_fn(th, all_rows))
+        )
         theta, losses = adam_minimise(objective, theta0, steps=steps,
                                       learning_rate=learning_rate, batches=batches)
         return {
@@ -692,7 +694,7 @@ def _scan_strength(loss_fn: Callable[[Any, jax.Array], jax.Array], theta: dict[s
 
 
 def _full_loss(family: KernelFamily, h: np.ndarray, lp: np.ndarray, emb: np.ndarray,
-               dtype: Any) -> Callable[[Any], jax.Array]:
+               dtype: Any) -> Callable[[Any, jax.Array], jax.Array]:
     """Exact mean KL over the whole vocabulary (see `fit_kernel`)."""
     hj = jnp.asarray(h, dtype)
     ej = jnp.asarray(emb, dtype)
@@ -769,7 +771,7 @@ def evaluate_fit(
             return float("nan")
         return float(np.corrcoef(a, b)[0, 1])
 
-    kw = {"n_boot": n_boot, "level": level, "seed": seed}
+    kw: dict[str, Any] = {"n_boot": n_boot, "level": level, "seed": seed}
     return {
         "kl": kl, "top1": top1, "entropy_model": hq, "entropy_real": hp,
         "mean_kl": bootstrap_ci(np.mean, kl, **kw),
@@ -859,7 +861,7 @@ def fit_study(
     dtype = jnp.asarray(h_tr[:1]).dtype
     emb = jnp.asarray(embedding, dtype)
     emb_sq = jnp.sum(emb * emb, axis=-1)
-    kw = {"n_boot": settings.n_boot, "level": settings.level, "seed": settings.seed}
+    kw: dict[str, Any] = {"n_boot": settings.n_boot, "level": settings.level, "seed": settings.seed}
     fams, fits, per_prompt = {}, {}, {}
     for name in settings.families:
         t0 = time.perf_counter()
@@ -931,7 +933,7 @@ def voids_study(logp: np.ndarray, hidden: np.ndarray, embedding: np.ndarray,
     ent = _entropy_rows(logp)
     inside = np.take_along_axis(np.exp(logp), nb, axis=1).sum(axis=1)
     outside = 1.0 - inside
-    kw = {"n_boot": settings.n_boot, "level": settings.level, "seed": settings.seed}
+    kw: dict[str, Any] = {"n_boot": settings.n_boot, "level": settings.level, "seed": settings.seed}
     by_cat = {}
     cats = np.asarray(categories)
     for c in sorted(set(categories)):
@@ -997,7 +999,7 @@ def sensitivity_study(
     pa = np.exp(lp_a)
     mu = np.sum(pa * s_dot, axis=1, keepdims=True)
     dot_pred = 0.5 * np.sum(pa * (s_dot - mu) ** 2, axis=1)
-    kw = {"n_boot": settings.n_boot, "level": settings.level, "seed": settings.seed}
+    kw: dict[str, Any] = {"n_boot": settings.n_boot, "level": settings.level, "seed": settings.seed}
     tiny = 1e-12
 
     def log_ratio(a: np.ndarray, b: np.ndarray) -> float:
@@ -1054,7 +1056,7 @@ def temperature_study(model: Any, prompts: Sequence[str], settings: ValidationSe
             d1[i, j] = _distinct(seqs, 1)
     per_prompt = np.array([spearman(temps, row) for row in div])
     per_prompt = np.where(np.isfinite(per_prompt), per_prompt, 0.0)
-    kw = {"n_boot": settings.n_boot, "level": settings.level, "seed": settings.seed}
+    kw: dict[str, Any] = {"n_boot": settings.n_boot, "level": settings.level, "seed": settings.seed}
     out = {
         "temperatures": temps, "distinct2": div, "distinct1": d1, "prompts": list(prompts),
         "per_prompt_spearman": per_prompt,
@@ -1105,7 +1107,7 @@ def mass_study(model: Any, texts: Sequence[str], logp: np.ndarray, settings: Val
         n_tok.append(len(lp))
     m_lm_arr, n_arr = np.asarray(m_lm), np.asarray(n_tok, dtype=np.float64)
     ent = _entropy_rows(logp)
-    kw = {"n_boot": settings.n_boot, "level": settings.level, "seed": settings.seed}
+    kw: dict[str, Any] = {"n_boot": settings.n_boot, "level": settings.level, "seed": settings.seed}
     out: dict[str, Any] = {
         "entropy": ent, "lm_surprisal": m_lm_arr, "n_tokens": n_arr,
         "spearman_lm_surprisal_entropy": bootstrap_ci(spearman, m_lm_arr, ent, **kw),

@@ -81,15 +81,18 @@ def _tableau(solver: Any) -> _Tableau:
     for i, row in enumerate(tab.a_lower, start=1):
         a[i, : len(row)] = np.asarray(row)
     c = np.concatenate([[tab.c1 if tab.c1 is not None else 0.0], np.asarray(tab.c)])
+    order = solver.order(None)
+    if order is None:
+        raise ValueError(f"solver: {type(solver).__name__} does not state its order.")
     return _Tableau(
         a=a, b=np.asarray(tab.b_sol, float), e=np.asarray(tab.b_error, float), c=c,
-        fsal=bool(tab.fsal), order=int(solver.order(None)),
+        fsal=bool(tab.fsal), order=int(order),
     )
 
 
 def _combine(weights: np.ndarray, ks: list[Array]) -> Array | None:
     # Σ_j w_j k_j with the zero weights skipped (traced once per stage, at compile time)
-    out = None
+    out: Array | None = None
     for w, k in zip(weights, ks, strict=False):
         if w != 0.0:
             term = float(w) * k
@@ -112,7 +115,7 @@ class _State(NamedTuple):
     h: Scalar
     accepted: Int[Array, ""]
     rejected: Int[Array, ""]
-    index: Int[Array, ""]
+    save_index: Int[Array, ""]
     out: Array
     status: Int[Array, ""]
 
@@ -152,18 +155,18 @@ def _solve_block(
     out = jnp.zeros((ss.shape[0], *y0.shape), dtype)
     state = _State(
         t=jnp.zeros((), dtype), y=y0, k0=k0, h=h, accepted=jnp.array(0), rejected=jnp.array(0),
-        index=jnp.array(0), out=out, status=jnp.array(_OK),
+        save_index=jnp.array(0), out=out, status=jnp.array(_OK),
     )
     n_save = ss.shape[0]
 
     def cond(st: _State) -> Any:
-        return (st.index < n_save) & (st.status == _OK)
+        return (st.save_index < n_save) & (st.status == _OK)
 
     def save(st: _State) -> _State:
-        return st._replace(out=st.out.at[st.index].set(st.y), index=st.index + 1)
+        return st._replace(out=st.out.at[st.save_index].set(st.y), save_index=st.save_index + 1)
 
     def step(st: _State) -> _State:
-        target = ss[st.index]
+        target = ss[st.save_index]
         remaining = target - st.t
         hit = st.h >= remaining
         h = jnp.where(hit, remaining, st.h)
@@ -171,9 +174,10 @@ def _solve_block(
         for i in range(1, tab.a.shape[0]):
             inc = _combine(tab.a[i, :i], ks)
             ks.append(f(st.y if inc is None else st.y + h * inc))
-        inc = _combine(tab.b, ks)
+        inc, err_inc = _combine(tab.b, ks), _combine(tab.e, ks)
+        assert inc is not None and err_inc is not None  # b and b − b̂ are never all zero
         y1 = st.y + h * inc
-        err = h * _combine(tab.e, ks)
+        err = h * err_inc
         en = _error_norm(err, st.y, y1, rtol, atol)
         if adaptive:
             ok = en <= 1.0  # False for NaN
@@ -207,14 +211,14 @@ def _solve_block(
             h=h_next,
             accepted=accepted,
             rejected=rejected,
-            index=st.index,
+            save_index=st.save_index,
             out=st.out,
             status=status,
         )
         return new
 
     def body(st: _State) -> _State:
-        return jax.lax.cond(ss[st.index] <= st.t, save, step, st)
+        return jax.lax.cond(ss[st.save_index] <= st.t, save, step, st)
 
     return jax.lax.while_loop(cond, body, state)
 

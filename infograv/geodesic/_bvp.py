@@ -239,7 +239,7 @@ def _step_solver(n: int) -> lx.AbstractLinearSolver:
 
 
 def _shoot(metric, x0, x1, v_init, n_steps, rtol, atol, max_steps, throw) -> LogMapSolution:
-    sol = optx.least_squares(
+    sol: optx.Solution = optx.least_squares(
         _ShootingResidual(n_steps),
         optx.LevenbergMarquardt(rtol=rtol, atol=atol, linear_solver=_step_solver(x0.shape[0])),
         v_init,
@@ -260,7 +260,7 @@ def _energy(metric, x0, x1, n_steps, rtol, atol, max_steps, throw) -> LogMapSolu
     interior0 = x0[None, :] + frac * (x1 - x0)[None, :]
 
     objective = _PathEnergy()
-    sol = optx.minimise(
+    sol: optx.Solution = optx.minimise(
         objective,
         optx.LBFGS(rtol=rtol, atol=atol),
         interior0,

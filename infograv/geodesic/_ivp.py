@@ -97,7 +97,7 @@ class HorizonCrossing(AbstractGeodesicEvent):
         center: optional centre, shape `(n − spatial_start,)`.
     """
 
-    radius: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    radius: Float[Array, ""] | float = eqx.field(converter=jnp.asarray)
     radial_index: int | None = eqx.field(static=True, default=None)
     spatial_start: int = eqx.field(static=True, default=1)
     center: Float[Array, " m"] | None = None
@@ -118,7 +118,7 @@ class LeavesDomain(AbstractGeodesicEvent):
         center: optional centre.
     """
 
-    radius: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    radius: Float[Array, ""] | float = eqx.field(converter=jnp.asarray)
     radial_index: int | None = eqx.field(static=True, default=None)
     spatial_start: int = eqx.field(static=True, default=0)
     center: Float[Array, " m"] | None = None
@@ -137,7 +137,7 @@ class NearToken(AbstractGeodesicEvent):
     """
 
     tokens: Float[Array, "N m"]
-    radius: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    radius: Float[Array, ""] | float = eqx.field(converter=jnp.asarray)
     spatial_start: int = eqx.field(static=True, default=0)
 
     def value(self, x: Point, v: Vector) -> Scalar:
@@ -180,7 +180,7 @@ class GeodesicSolution(eqx.Module):
     @property
     def event_occurred(self) -> Bool[Array, ""]:
         """Whether any event fired."""
-        return self.result == diffrax.RESULTS.event_occurred
+        return jnp.asarray(self.result == diffrax.RESULTS.event_occurred)
 
 
 class _EventCondition(eqx.Module):
@@ -309,6 +309,7 @@ def geodesic(
         saveat = diffrax.SaveAt(t1=True, dense=dense)
     else:
         saveat = diffrax.SaveAt(ts=jnp.asarray(ts, dtype), dense=dense)
+    controller: diffrax.AbstractStepSizeController
     if adaptive:
         controller = diffrax.PIDController(rtol=rtol, atol=atol, dtmax=dtmax)
     else:

@@ -104,7 +104,9 @@ def langevin(
     n = x0.shape[0]
 
     bm = diffrax.UnsafeBrownianPath(shape=jax.ShapeDtypeStruct((n,), dtype), key=key)
-    terms = diffrax.MultiTerm(diffrax.ODETerm(_drift), diffrax.ControlTerm(_diffusion, bm))
+    terms: diffrax.MultiTerm = diffrax.MultiTerm(
+        diffrax.ODETerm(_drift), diffrax.ControlTerm(_diffusion, bm)
+    )
     saveat = diffrax.SaveAt(t1=True) if ts is None else diffrax.SaveAt(ts=jnp.asarray(ts, dtype))
     n_steps = int(round(float(t1) / dt)) + 1
     sol = diffrax.diffeqsolve(

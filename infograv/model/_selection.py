@@ -430,7 +430,7 @@ def streaming_thermodynamics(
                    _check_temperature(T, dtype), potential, chunk_size, background)
 
 
-@functools.partial(eqx.filter_jit)
+@eqx.filter_jit
 def _stream(space, x, mass, T, potential, chunk_size, background) -> StreamingResult:
     dtype = space.embedding.dtype
     batch = x.shape[:-1]

@@ -118,7 +118,8 @@ def find_voids(
     order = np.argsort(-np.asarray(r_near))
     pts_np = np.asarray(pts)
     rn = np.asarray(r_near)
-    centres, radii = [], []
+    centres: list[np.ndarray] = []
+    radii: list[float] = []
     for i in order:
         c = pts_np[i]
         if all(np.linalg.norm(c - cc) > rr for cc, rr in zip(centres, radii)):
