@@ -15,7 +15,7 @@ import pytest
 import scipy.stats
 import sympy as sp
 
-from infograv.experiments import _validation as val
+from infograv.experiments import _kernel_fit as kfit, _validation as val
 from infograv.symbolic import kernels as K
 
 # --- a fake language model -------------------------------------------------------------------
@@ -119,7 +119,7 @@ def test_full_loss_is_the_exact_mean_kl(rng):
     fam = val.kernel_family("plummer")
     theta = {"a": jnp.asarray(0.8), "b": jnp.asarray(rng.normal(size=6)),
              "log": {"G": jnp.asarray(0.4), "epsilon": jnp.asarray(-0.3)}}
-    loss = val._full_loss(fam, h, logp, emb, jnp.float64)
+    loss = kfit._full_loss(fam, h, logp, emb, jnp.float64)
     q = 0.8 * h + np.asarray(theta["b"])
     r = np.sqrt(((q[:, None, :] - emb[None]) ** 2).sum(-1))
     z = math.exp(0.4) / np.sqrt(r**2 + math.exp(-0.3) ** 2)  # -U for Plummer in d = 3, M = 1
@@ -161,10 +161,10 @@ def test_compiled_kernels_match_sympy(name, rng):
 
 
 def test_distance_gradient_finite_at_zero():
-    g = jax.grad(lambda x: val._safe_norm_from_sq(x))(jnp.asarray(0.0))
+    g = jax.grad(lambda x: kfit._safe_norm_from_sq(x))(jnp.asarray(0.0))
     assert np.isfinite(float(g))
     # and correct away from zero: d sqrt(x)/dx = 1 / (2 sqrt x)
-    assert float(jax.grad(val._safe_norm_from_sq)(jnp.asarray(4.0))) == pytest.approx(0.25)
+    assert float(jax.grad(kfit._safe_norm_from_sq)(jnp.asarray(4.0))) == pytest.approx(0.25)
 
 
 def test_float32_fit_runs_and_stays_float32(rng):
