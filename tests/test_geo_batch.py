@@ -127,6 +127,12 @@ def test_failures_are_reported(sphere):
     v = jnp.array([[0.3, 1.0]])
     sol = GD.geodesic_batch(sphere, x, v, 5.0, max_steps=3, throw=False)
     assert sol.result == diffrax.RESULTS.max_steps_reached
+    # exactly the budget is enough: four constant steps of 0.25
+    sol = GD.geodesic_batch(sphere, x, v, 1.0, adaptive=False, dt0=0.25, max_steps=4)
+    assert sol.result == diffrax.RESULTS.successful and int(sol.num_steps) == 4
+    sol = GD.geodesic_batch(sphere, x, v, 1.0, adaptive=False, dt0=0.25, max_steps=3,
+                            throw=False)
+    assert sol.result == diffrax.RESULTS.max_steps_reached and int(sol.num_steps) == 3
     with pytest.raises(Exception, match="max_steps=3"):
         GD.geodesic_batch(sphere, x, v, 5.0, max_steps=3)
 

@@ -197,13 +197,14 @@ def _solve_block(
             h_next = jnp.where(ok, st.h, 0.0)
         k_next = ks[-1] if tab.fsal else f(y1)
         t1 = jnp.where(hit, target, st.t + h)
+        # the budget is checked before a step counts, so a run that needs exactly max_steps
+        # steps succeeds
+        in_budget = st.accepted + st.rejected < max_steps
+        tiny_step = ~ok & (h_next <= tiny * jnp.maximum(jnp.abs(st.t), 1.0))
+        ok = ok & in_budget
         accepted = st.accepted + ok.astype(st.accepted.dtype)
-        rejected = st.rejected + (~ok).astype(st.rejected.dtype)
-        status = jnp.where(
-            accepted + rejected >= max_steps,
-            _MAX_STEPS,
-            jnp.where(~ok & (h_next <= tiny * jnp.maximum(jnp.abs(st.t), 1.0)), _DT_MIN, _OK),
-        )
+        rejected = st.rejected + (~ok & in_budget).astype(st.rejected.dtype)
+        status = jnp.where(~in_budget, _MAX_STEPS, jnp.where(tiny_step, _DT_MIN, _OK))
         new = _State(
             t=jnp.where(ok, t1, st.t),
             y=jnp.where(ok, y1, st.y),
