@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..geometry import FunctionMetric
 from ._potential import Potential
 from ._query import Query
 from ._selection import _check_query, energies, log_probs
@@ -116,22 +117,7 @@ def scalar_curvature(metric_fn: Callable[[jax.Array], jax.Array], x: Any) -> Flo
 
 @eqx.filter_jit
 def _scalar_curvature(metric_fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
-    def christoffel(y: jax.Array) -> jax.Array:
-        g = metric_fn(y)
-        dg = jax.jacfwd(metric_fn)(y)  # dg[a, b, c] = d_c g_ab
-        ginv = jnp.linalg.inv(g)
-        # lower[d, b, c] = 1/2 (d_b g_dc + d_c g_db - d_d g_bc)
-        lower = 0.5 * (jnp.transpose(dg, (0, 2, 1)) + dg - jnp.transpose(dg, (2, 0, 1)))
-        return jnp.einsum("ad,dbc->abc", ginv, lower)
-
-    gam = christoffel(x)
-    dgam = jax.jacfwd(christoffel)(x)  # dgam[a, b, c, e] = d_e Gamma^a_bc
-    # R^a_bcd = d_c G^a_db - d_d G^a_cb + G^a_ce G^e_db - G^a_de G^e_cb
-    riem = (jnp.einsum("adbc->abcd", dgam) - jnp.einsum("acbd->abcd", dgam)
-            + jnp.einsum("ace,edb->abcd", gam, gam) - jnp.einsum("ade,ecb->abcd", gam, gam))
-    ricci = jnp.einsum("abad->bd", riem)
-    ginv = jnp.linalg.inv(metric_fn(x))
-    return jnp.einsum("bd,bd->", ginv, ricci)
+    return FunctionMetric(metric_fn, dim=x.shape[0]).ricci_scalar(x)
 
 
 def semantic_curvature(
