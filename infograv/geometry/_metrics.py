@@ -476,6 +476,18 @@ class PullbackMetric(AbstractMetric):
         return _pullback_acceleration(self.fn, x, v)
 
 
+def fisher_from_energies(grad_u: Any, p: Any, temperature: Any) -> MetricMatrix:
+    r"""`Cov_P(∂_a U, ∂_b U) / T²`: the Fisher metric of `P ∝ e^{−U/T}` from the energy gradients.
+
+    Arguments:
+        grad_u: `(N, d)`, `∂U_i/∂x^a` at the point.
+        p: `(N,)` selection probabilities at the point.
+        temperature: `T`.
+    """
+    centred = grad_u - (p @ grad_u)[None, :]
+    return (centred * p[:, None]).T @ centred / jnp.asarray(temperature, grad_u.dtype) ** 2
+
+
 class FisherMetric(AbstractMetric):
     r"""The Fisher metric of the selection law over query positions (model.md §6).
 
@@ -536,11 +548,8 @@ class FisherMetric(AbstractMetric):
         return 2.0 * jnp.exp(0.5 * self.log_prob(q))
 
     def metric(self, q: Point) -> MetricMatrix:
-        grad_u = jax.jacfwd(self.energies)(q)  # (N, d)
-        p = jnp.exp(self.log_prob(q))
-        mean = p @ grad_u
-        cov = (grad_u * p[:, None]).T @ grad_u - jnp.outer(mean, mean)
-        return cov / self.temperature**2
+        return fisher_from_energies(jax.jacfwd(self.energies)(q), jnp.exp(self.log_prob(q)),
+                                    self.temperature)
 
     def metric_vp(self, q: Point, w: Vector) -> Vector:
         u, du = jax.jvp(self.energies, (q,), (w,))

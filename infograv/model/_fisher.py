@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..geometry import FunctionMetric
+from ..geometry._metrics import fisher_from_energies
 from ._potential import Potential
 from ._query import Query
 from ._selection import _check_query, energies, log_probs
@@ -82,11 +83,7 @@ def fisher_metric(
     U_of = _energy_fn(space, query, potential, context, background)
     x = query.position
     U = U_of(x)
-    J = jax.jacfwd(U_of)(x)  # (N, d)
-    p = jnp.exp(log_probs(U, T))
-    Jc = J - (p @ J)[None, :]
-    T = jnp.asarray(T, U.dtype)
-    return (Jc * p[:, None]).T @ Jc / T**2
+    return fisher_from_energies(jax.jacfwd(U_of)(x), jnp.exp(log_probs(U, T)), T)
 
 
 def fisher_eigenvalues(g: Any) -> Float[Array, "*batch d"]:
