@@ -103,6 +103,11 @@ def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     return write_text(path, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
 
 
+def write_dataset_json(path: str | os.PathLike[str], data: Mapping[str, Any], **extra: Any) -> Path:
+    """Write an experiment's `settings` and `summary` (plus `extra` entries) as JSON atomically."""
+    return write_json(path, {"settings": data["settings"], "summary": data["summary"], **extra})
+
+
 def write_csv(
     path: str | os.PathLike[str], columns: Mapping[str, Sequence[Any] | np.ndarray]
 ) -> Path:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import geodesic as gd, geometry as geo
-from .._io import write_csv, write_json
+from .._io import write_csv, write_dataset_json
 
 __all__ = [
     "bundle_experiment",
@@ -286,9 +286,8 @@ def paper_section(out: pathlib.Path, progress: Callable[[str], None]) -> None:
     write_csv(out / f"{FIGURE_STEMS[0]}.csv", {
         "ray": np.repeat(np.arange(rays.shape[0]), rays.shape[1]),
         "x1": rays[..., 0].ravel(), "x2": rays[..., 1].ravel()})
-    write_json(out / f"{FIGURE_STEMS[0]}.json", {
-        "settings": d["settings"], "summary": d["summary"],
-        "heights": d["heights"], "deflection_rad": d["deflection"]})
+    write_dataset_json(out / f"{FIGURE_STEMS[0]}.json", d, heights=d["heights"],
+                       deflection_rad=d["deflection"])
 
     progress("geometry: capture by an information horizon")
     d = horizon_experiment()
@@ -308,8 +307,7 @@ def paper_section(out: pathlib.Path, progress: Callable[[str], None]) -> None:
         ax.legend(loc="lower right")
         save_figure(fig, out / FIGURE_STEMS[1])
     write_csv(out / f"{FIGURE_STEMS[1]}.csv", {"b": d["b"], "captured": d["captured"]})
-    write_json(out / f"{FIGURE_STEMS[1]}.json", {"settings": d["settings"],
-                                                 "summary": d["summary"]})
+    write_dataset_json(out / f"{FIGURE_STEMS[1]}.json", d)
 
     progress("geometry: scalar-curvature map around several queries")
     d = curvature_experiment()
@@ -327,8 +325,7 @@ def paper_section(out: pathlib.Path, progress: Callable[[str], None]) -> None:
     gx, gy = np.meshgrid(d["grid"], d["grid"])
     write_csv(out / f"{FIGURE_STEMS[2]}.csv", {"x1": gx.ravel(), "x2": gy.ravel(),
                                                "R": d["R"].ravel()})
-    write_json(out / f"{FIGURE_STEMS[2]}.json", {"settings": d["settings"],
-                                                 "summary": d["summary"]})
+    write_dataset_json(out / f"{FIGURE_STEMS[2]}.json", d)
 
     progress("geometry: geodesic vs Euclidean distance as query mass grows")
     d = distance_experiment()
@@ -354,8 +351,7 @@ def paper_section(out: pathlib.Path, progress: Callable[[str], None]) -> None:
         "geodesic": d["geodesic"].ravel(),
         "euclidean": np.tile(d["euclidean"], len(d["masses"])),
         "converged": d["ok"].ravel()})
-    write_json(out / f"{FIGURE_STEMS[3]}.json", {"settings": d["settings"],
-                                                 "summary": d["summary"]})
+    write_dataset_json(out / f"{FIGURE_STEMS[3]}.json", d)
 
     progress("geometry: Langevin histogram vs Boltzmann density")
     d = langevin_experiment()
@@ -373,6 +369,5 @@ def paper_section(out: pathlib.Path, progress: Callable[[str], None]) -> None:
     write_csv(out / f"{FIGURE_STEMS[4]}.csv", {
         "bin_left": d["edges"][:-1], "bin_right": d["edges"][1:], "count": d["counts"],
         "expected": d["expected"]})
-    write_json(out / f"{FIGURE_STEMS[4]}.json", {"settings": d["settings"],
-                                                 "summary": d["summary"]})
+    write_dataset_json(out / f"{FIGURE_STEMS[4]}.json", d)
     progress("geometry: done")

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import model as m
-from .._io import write_csv, write_json
+from .._io import write_csv, write_dataset_json, write_json
 
 __all__ = [
     "potential_well_experiment",
@@ -334,9 +334,7 @@ def _fig_potential_well(data: dict, out: pathlib.Path) -> None:
     write_csv(out / f"{FIGURE_STEMS[0]}_tokens.csv", {
         "x1": data["tokens"][:, 0], "x2": data["tokens"][:, 1], "cluster": data["labels"],
         "probability": data["probability"]})
-    write_json(out / f"{FIGURE_STEMS[0]}.json", {"settings": data["settings"],
-                                                 "query": data["query"],
-                                                 "summary": data["summary"]})
+    write_dataset_json(out / f"{FIGURE_STEMS[0]}.json", data, query=data["query"])
 
 
 def _fig_temperature(data: dict, out: pathlib.Path) -> None:
@@ -375,8 +373,7 @@ def _fig_temperature(data: dict, out: pathlib.Path) -> None:
         save_figure(fig, out / FIGURE_STEMS[1])
     write_csv(out / f"{FIGURE_STEMS[1]}.csv", {k: data[k] for k in (
         "T", "entropy", "top1", "distinct", "dHdT_exact", "dHdT_autodiff", "dHdT_numeric")})
-    write_json(out / f"{FIGURE_STEMS[1]}.json", {"settings": data["settings"],
-                                                 "summary": data["summary"]})
+    write_dataset_json(out / f"{FIGURE_STEMS[1]}.json", data)
 
 
 def _fig_collapse(data: dict, out: pathlib.Path) -> None:
@@ -410,8 +407,7 @@ def _fig_collapse(data: dict, out: pathlib.Path) -> None:
         cols[f"H_M{M}_no_background"] = data["entropy_no_background"][i]
         cols[f"H_M{M}_background"] = data["entropy_background"][i]
     write_csv(out / f"{FIGURE_STEMS[2]}.csv", cols)
-    write_json(out / f"{FIGURE_STEMS[2]}.json", {"settings": data["settings"],
-                                                 "summary": data["summary"]})
+    write_dataset_json(out / f"{FIGURE_STEMS[2]}.json", data)
 
 
 def _fig_voids(data: dict, out: pathlib.Path) -> None:
@@ -458,11 +454,10 @@ def _fig_voids(data: dict, out: pathlib.Path) -> None:
         cols[f"outside_T{T}"] = data["outside_probability"][i]
         cols[f"entropy_T{T}"] = data["entropy"][i]
     write_csv(out / f"{FIGURE_STEMS[3]}.csv", cols)
-    write_json(out / f"{FIGURE_STEMS[3]}.json", {
-        "settings": data["settings"], "summary": data["summary"],
-        "void_threshold_density": data["void_threshold"], "ball_centres": data["ball_centres"],
-        "ball_radii": data["ball_radii"],
-        "void_fraction_of_grid": float(np.mean(data["in_void"]))})
+    write_dataset_json(out / f"{FIGURE_STEMS[3]}.json", data,
+                       void_threshold_density=data["void_threshold"],
+                       ball_centres=data["ball_centres"], ball_radii=data["ball_radii"],
+                       void_fraction_of_grid=float(np.mean(data["in_void"])))
 
 
 def _fig_sensitivity(data: dict, out: pathlib.Path) -> None:
@@ -513,11 +508,10 @@ def _fig_sensitivity(data: dict, out: pathlib.Path) -> None:
         cols[f"P_cluster_a_T{T}"] = data["prob_cluster_a"][i]
         cols[f"trace_gF_T{T}"] = data["fisher_trace_path"][i]
     write_csv(out / f"{FIGURE_STEMS[4]}_path.csv", cols)
-    write_json(out / f"{FIGURE_STEMS[4]}.json", {
-        "settings": data["settings"], "summary": data["summary"],
-        "flip_position": data["flip_position"],
-        "saddle_position_two_centres": data["saddle_position_two_centres"],
-        "saddle_index": data["saddle_index"]})
+    write_dataset_json(out / f"{FIGURE_STEMS[4]}.json", data,
+                       flip_position=data["flip_position"],
+                       saddle_position_two_centres=data["saddle_position_two_centres"],
+                       saddle_index=data["saddle_index"])
 
 
 def _fig_trajectories(data: dict, out: pathlib.Path) -> None:
@@ -552,8 +546,7 @@ def _fig_trajectories(data: dict, out: pathlib.Path) -> None:
         cols[f"{rule}_centre_x2"] = run["centres"][:, 1]
         cols[f"{rule}_entropy"] = run["entropy"]
     write_csv(out / f"{FIGURE_STEMS[5]}.csv", cols)
-    write_json(out / f"{FIGURE_STEMS[5]}.json", {"settings": data["settings"],
-                                                 "summary": data["summary"]})
+    write_dataset_json(out / f"{FIGURE_STEMS[5]}.json", data)
 
 
 def paper_section(out: pathlib.Path, progress: Callable[[str], None]) -> None:
