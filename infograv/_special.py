@@ -59,23 +59,15 @@ def besselk(nu: Any, x: Any, *, n_nodes: int = 256) -> Any:
 # together), accurate to 2 ulp. Float32 and other inputs go to jax.numpy unchanged.
 
 
-def _half_pi_parts() -> tuple[float, float, float, float]:
-    """π/2 = P1 + P2 + P3 + P4 to about 143 bits; P1, P2, P3 carry 30 significant bits each, so
-    that k·P1, k·P2, k·P3 are exact for integers |k| < 2²³ (Cody and Waite's reduction)."""
-    import mpmath
-
-    with mpmath.workprec(256):
-        rest = mpmath.pi / 2
-        parts = []
-        for _ in range(3):
-            mant, exp = mpmath.frexp(rest)
-            head = mpmath.ldexp(mpmath.floor(mpmath.ldexp(mant, 30)), exp - 30)
-            parts.append(float(head))
-            rest -= head
-        return parts[0], parts[1], parts[2], float(rest)
-
-
-_P = _half_pi_parts()
+# π/2 = P1 + P2 + P3 + P4 to about 143 bits; P1, P2, P3 carry 30 significant bits each (the hex
+# mantissas end in zeros), so that k·P1, k·P2, k·P3 are exact for integers |k| < 2²³ (Cody and
+# Waite's reduction). tests/test_compile.py re-derives them from π at 256 bits.
+_P = (
+    float.fromhex("0x1.921fb54000000p+0"),
+    float.fromhex("0x1.10b4611800000p-30"),
+    float.fromhex("0x1.313198a000000p-61"),
+    float.fromhex("0x1.701b839a25205p-92"),
+)
 # |k| < 2⁴³ keeps every partial product exact with k split into 2²¹-multiples and a remainder
 _TRIG_LIMIT = 2.0**42 * math.pi
 # Taylor coefficients; on |r| ≤ π/4 the first omitted terms are below 2⁻⁶⁰ of the result

@@ -115,6 +115,14 @@ def test_float64_sin_cos_tan_within_two_ulp(rng):
 
     from infograv import _special
 
+    # the reduction constants: π/2 split into three 30-bit heads and a remainder
+    with mpmath.workprec(256):
+        rest = mpmath.pi / 2
+        for part in _special._P[:3]:
+            mant, exp = mpmath.frexp(rest)
+            assert part == float(mpmath.ldexp(mpmath.floor(mpmath.ldexp(mant, 30)), exp - 30))
+            rest -= mpmath.mpf(part)
+        assert _special._P[3] == float(rest)
     half_pi = np.pi / 2
     xs = np.concatenate([
         rng.uniform(-4, 4, 300),

@@ -56,13 +56,13 @@ class _Tableau(NamedTuple):
     a: np.ndarray  # (s, s), strictly lower triangular
     b: np.ndarray  # (s,)
     e: np.ndarray  # (s,), b − b̂ (the error weights)
-    c: np.ndarray  # (s,)
     fsal: bool
     order: int
 
 
 def _tableau(solver: Any) -> _Tableau:
-    """The Butcher tableau of an explicit embedded diffrax Runge–Kutta solver."""
+    """The Butcher tableau of an explicit embedded diffrax Runge–Kutta solver (without the nodes
+    `c`: the geodesic equations do not depend on the parameter)."""
     if solver is None:
         solver = diffrax.Dopri8()
     tab = getattr(type(solver), "tableau", None)
@@ -80,12 +80,11 @@ def _tableau(solver: Any) -> _Tableau:
     a = np.zeros((s, s))
     for i, row in enumerate(tab.a_lower, start=1):
         a[i, : len(row)] = np.asarray(row)
-    c = np.concatenate([[tab.c1 if tab.c1 is not None else 0.0], np.asarray(tab.c)])
     order = solver.order(None)
     if order is None:
         raise ValueError(f"solver: {type(solver).__name__} does not state its order.")
     return _Tableau(
-        a=a, b=np.asarray(tab.b_sol, float), e=np.asarray(tab.b_error, float), c=c,
+        a=a, b=np.asarray(tab.b_sol, float), e=np.asarray(tab.b_error, float),
         fsal=bool(tab.fsal), order=int(order),
     )
 
@@ -134,12 +133,11 @@ def _solve_block(
     s_end = ss[-1]
     k0 = f(y0)
 
-    def rms(z: Array) -> Scalar:
-        scale = atol + rtol * jnp.abs(y0)
-        return jnp.max(jnp.sqrt(jnp.mean((z / scale) ** 2, axis=0)))
-
     if h0 is None:
         # Hairer, Nørsett & Wanner, Solving ODEs I, §II.4: the starting step size
+        def rms(z: Array) -> Scalar:
+            return _error_norm(z, y0, y0, rtol, atol)
+
         d0, d1 = rms(y0), rms(k0)
         ha = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1)
         d2 = rms(f(y0 + ha * k0) - k0) / ha
