@@ -195,7 +195,7 @@ def to_jax(
     (`sympy.cse`), and the result is printed as JAX code. Integer powers stay integer
     (`r**(-2)` becomes multiplications, not a float `pow`), and float64 `sin`, `cos`, `tan` use
     a vectorised kernel (Cody–Waite reduction and a polynomial, within 2 ulp; NaN for
-    $|x| \ge 2^{42}\pi \approx 1.4\times10^{13}$), about 6× faster on CPU than XLA's own.
+    $|x| \ge 2^{42}\pi \approx 1.4\times10^{13}$), 4–6× faster on CPU than XLA's own.
     The compiled callable works under `jax.jit`, `jax.grad`, `jax.vmap`, in float32 and
     float64 (it follows the dtype of its inputs). Results are cached by
     `(expr, args, params, options)`, so compiling the same expression twice costs a dictionary
