@@ -41,6 +41,8 @@ __all__ = [
     "kernel",
     "sphere_area",
     "radial_laplacian",
+    "green_function",
+    "besselk_half_integer",
     "r",
     "G",
     "M",
@@ -88,7 +90,9 @@ def sphere_area(d: int) -> sp.Expr:
     Reference: DLMF 5.19 (volumes of $n$-balls); model.md §3.
     """
     d = _check_d(d)
-    return sp.simplify(2 * sp.pi ** sp.Rational(d, 2) / sp.gamma(sp.Rational(d, 2)))
+    # Gamma at integers and half-integers evaluates exactly (k! or a rational times sqrt(pi)),
+    # so the quotient is already in closed form: no simplification pass is needed.
+    return 2 * sp.pi ** sp.Rational(d, 2) / sp.gamma(sp.Rational(d, 2))
 
 
 def radial_laplacian(f: sp.Expr, d: int, var: sp.Symbol = r) -> sp.Expr:
@@ -115,10 +119,91 @@ def _check_d(d: object) -> int:
     return int(d)
 
 
+def besselk_half_integer(order: sp.Expr, x: sp.Expr) -> sp.Expr | None:
+    r"""$K_\nu(x)$ for a half-integer order $\nu = \pm(n+\tfrac12)$ as a finite sum, else `None`.
+
+    $K_{n+1/2}(x) = \sqrt{\pi/(2x)}\,e^{-x}\sum_{k=0}^{n}\frac{(n+k)!}{k!\,(n-k)!\,(2x)^k}$ and
+    $K_{-\nu} = K_\nu$ (DLMF 10.27.3, 10.49.12). Built term by term, so its cost grows linearly
+    with $n$ (no `expand_func` or `simplify` pass, which grow much faster with the order).
+
+    Arguments:
+        order: the order $\nu$ (a SymPy number).
+        x: the argument.
+
+    Returns:
+        The elementary expression, or `None` when `order` is not a half-integer.
+
+    Example:
+        >>> x = sp.Symbol("x", positive=True)
+        >>> besselk_half_integer(sp.Rational(1, 2), x)
+        sqrt(2)*sqrt(pi)*exp(-x)/(2*sqrt(x))
+    """
+    order = sp.sympify(order)
+    twice = 2 * order
+    if not (order.is_Rational and twice.is_Integer and twice.is_odd):
+        return None
+    n = int(abs(order) - sp.Rational(1, 2))
+    total = sp.Add(*[
+        sp.Integer(sp.factorial(n + j) / (sp.factorial(j) * sp.factorial(n - j)))
+        / (2 * x) ** j for j in range(n + 1)
+    ])
+    return sp.sqrt(sp.pi / (2 * x)) * sp.exp(-x) * total
+
+
+def green_function(d: int, lam: sp.Expr, var: sp.Expr = r) -> sp.Expr:
+    r"""The radial Green's function $g$ of $\Delta_d - \lambda$: $(\Delta_d-\lambda)g = \delta$.
+
+    The decaying (or, for $\lambda = 0$ and $d \le 2$, the standard) solution, normalised so that
+    the flux $\omega_{d-1} r^{d-1} g'(r) \to 1$ as $r \to 0$:
+
+    - $\lambda = 0$ (Laplacian): $g = -r^{2-d}/((d-2)\,\omega_{d-1})$ for $d \ne 2$,
+      $g = \ln r/(2\pi)$ for $d = 2$ ($g = r/2$ for $d = 1$);
+    - $\lambda = \mu^2 > 0$ (screened): $g = -(2\pi)^{-d/2}(\mu/r)^{d/2-1}K_{d/2-1}(\mu r)$,
+      written with elementary functions for odd $d$
+      ([`besselk_half_integer`][infograv.symbolic.kernels.besselk_half_integer]).
+
+    Every expression is a closed form in $d$, so the cost does not grow with a simplification
+    pass; `theory/green_functions.py` derives these forms (`dsolve`) and checks them by
+    substitution and flux for a range of $d$.
+
+    Arguments:
+        d: the dimension, an integer $\ge 1$.
+        lam: $\lambda$, zero or a positive SymPy expression (e.g. `mu**2`).
+        var: the radius (a symbol or an expression such as $\sqrt{r^2+\varepsilon^2}$).
+
+    Raises:
+        ValueError: `d` < 1, or `lam` is known to be negative (an oscillating Helmholtz
+            Green's function, not supported).
+
+    Example:
+        >>> green_function(3, sp.Integer(0))
+        -1/(4*pi*r)
+        >>> green_function(3, mu**2)
+        -exp(-mu*r)/(4*pi*r)
+
+    Reference: DLMF 10.25, 10.27.3, 10.49.12; Gel'fand and Shilov, *Generalized Functions* I.
+    """
+    d = _check_d(d)
+    lam = sp.sympify(lam)
+    if lam.is_zero:
+        if d == 2:
+            return sp.log(var) / (2 * sp.pi)
+        return -(var ** (2 - d)) / ((d - 2) * sphere_area(d))
+    if lam.is_negative:
+        raise ValueError(
+            f"lam: {lam} < 0 gives an oscillating (Helmholtz) Green's function; supported are "
+            "lam = 0 (Laplacian) and lam > 0 (screened)."
+        )
+    m = sp.sqrt(lam)
+    nu = sp.Rational(d, 2) - 1
+    kv = besselk_half_integer(nu, m * var)
+    if kv is None:
+        kv = sp.besselk(nu, m * var)
+    return -((2 * sp.pi) ** (-sp.Rational(d, 2))) * (m / var) ** nu * kv
+
+
 def _newton(d: int, radius: sp.Expr) -> sp.Expr:
-    if d == 2:
-        return G * M * sp.log(radius)
-    return -G * M / ((d - 2) * radius ** (d - 2))
+    return sphere_area(d) * G * M * green_function(d, sp.Integer(0), radius)
 
 
 def _yukawa(d: int) -> sp.Expr:
@@ -197,8 +282,9 @@ class Kernel:
         numerically. For other kernels this is `potential` unchanged.
         """
         if self.potential.has(sp.besselk):
-            out = sp.simplify(sp.expand_func(self.potential))
-            return out if not out.has(sp.besselk) else self.potential
+            # the closed form of green_function, built term by term: no simplify pass, so the
+            # cost stays small at any d (odd d: elementary; even d: K_nu kept)
+            return sphere_area(self.d) * G * M * green_function(self.d, self.screening**2)
         return self.potential
 
 
