@@ -1,7 +1,18 @@
-"""Atomic output: nothing is left half-written.
+"""Atomic output that never deletes what infograv did not write.
 
 Every file infograv writes goes to a temporary name in the same folder and is renamed into
-place once complete (`os.replace` is atomic on POSIX and Windows).
+place once complete (`os.replace` is atomic on POSIX and Windows). Every folder infograv writes
+carries a manifest, `.infograv-manifest.json`, listing the files it wrote. An existing output
+folder is replaced (or added to) only when it is empty or holds such a manifest and nothing
+besides the files listed there; an existing file, or a folder with anything else in it, is
+refused with `OutputConflictError` naming the path, and nothing is touched. Files and folders
+get the permissions the process umask gives (like `open` and `mkdir`), not the private modes of
+`tempfile`.
+
+Termination signals (SIGTERM, SIGHUP, SIGINT) become a `Terminated` exception through
+`handle_termination`, so the clean-up code (the `finally` blocks below) runs; the few steps
+that must not be cut in two (creating a temporary folder, the two renames of a replacement) run
+in `critical()`, which defers a signal to its end.
 """
 
 from __future__ import annotations
@@ -11,19 +22,140 @@ import csv
 import json
 import os
 import shutil
+import signal
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_dir", "replace_dir", "write_text", "write_json", "write_csv"]
+__all__ = [
+    "MANIFEST",
+    "OutputConflictError",
+    "Terminated",
+    "atomic_path",
+    "atomic_dir",
+    "check_output_dir",
+    "critical",
+    "handle_termination",
+    "read_manifest",
+    "replace_dir",
+    "update_dir",
+    "write_text",
+    "write_json",
+    "write_csv",
+]
+
+#: The name of the manifest file in every folder infograv writes.
+MANIFEST = ".infograv-manifest.json"
+_FORMAT = "infograv-output/1"
+
+
+class OutputConflictError(ValueError):
+    """An output path exists and infograv did not write it (or holds files it did not write)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received a termination signal (SIGTERM, SIGHUP or SIGINT).
+
+    A subclass of `KeyboardInterrupt`, so code that cleans up after Ctrl-C cleans up after
+    `timeout` and batch schedulers too. `signum` is the signal number.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+_state: dict[str, Any] = {"depth": 0, "pending": None, "fired": False}
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if _state["fired"]:  # a second signal while cleaning up: let the clean-up finish
+        return
+    if _state["depth"] > 0:
+        _state["pending"] = signum
+        return
+    _state["fired"] = True
+    raise Terminated(signum)
+
+
+def handle_termination(previous: dict[int, Any] | None = None) -> dict[int, Any]:
+    """Turn SIGTERM, SIGHUP and SIGINT into `Terminated`; return the handlers replaced.
+
+    Called with the dictionary an earlier call returned, it puts those handlers back instead.
+    Only the main thread can set signal handlers; elsewhere this does nothing.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    if previous is not None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        return {}
+    _state.update(depth=0, pending=None, fired=False)
+    replaced: dict[int, Any] = {}
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            replaced[sig] = signal.signal(sig, _on_signal)
+    return replaced
+
+
+@contextlib.contextmanager
+def critical() -> Iterator[None]:
+    """Defer a termination signal (see `handle_termination`) to the end of the block."""
+    _state["depth"] += 1
+    try:
+        yield
+    finally:
+        _state["depth"] -= 1
+        if _state["depth"] == 0 and _state["pending"] is not None and not _state["fired"]:
+            pending: int = _state["pending"]
+            _state["pending"] = None
+            _state["fired"] = True
+            raise Terminated(pending)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _chmod_default(path: Path, *, folder: bool) -> None:
+    """Give `path` the mode `open`/`mkdir` would have given it under the current umask."""
+    mode = (0o777 if folder else 0o666) & ~_umask()
+    with contextlib.suppress(OSError):
+        os.chmod(path, mode)
+
+
+def _mkdtemp_near(target: Path) -> Path:
+    with critical():
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+        _chmod_default(work, folder=True)
+        _live.add(work)
+    return work
+
+
+_live: set[Path] = set()  # temporary folders of this process not yet renamed or removed
+
+
+def _remove_temp(work: Path) -> None:
+    with critical():
+        shutil.rmtree(work, ignore_errors=True)
+        _live.discard(work)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it to `path` only if the block succeeds.
+
+    The file gets the mode the umask gives (as `open` would), not `tempfile`'s 0600.
 
     Example:
         >>> import tempfile, pathlib
@@ -35,44 +167,193 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; a file was to be written there.")
+    with critical():
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        _chmod_default(tmp_path, folder=False)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        with critical():
+            if tmp_path.exists():
+                tmp_path.unlink()
 
 
-def replace_dir(new: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
-    """Move the finished folder `new` to `target`, replacing an old `target` by two renames."""
+def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The manifest of an infograv output folder, or `None` if `folder` has none (or a bad one)."""
+    f = Path(folder) / MANIFEST
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        return None
+    if not isinstance(data.get("files"), list):
+        return None
+    return data
+
+
+def _files_under(folder: Path) -> list[str]:
+    rels = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir())
+    return sorted(r for r in rels if r != MANIFEST)
+
+
+def _foreign(folder: Path, manifest: dict[str, Any] | None) -> list[str]:
+    """Entries of `folder` that its manifest does not list (files, links, empty folders)."""
+    listed = set(manifest["files"]) if manifest else set()
+    dirs = {q.as_posix() for f in listed for q in Path(f).parents if q != Path(".")}
+    out = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if rel == MANIFEST:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            if rel not in dirs:
+                out.append(rel + "/")
+        elif rel not in listed:
+            out.append(rel)
+    # a foreign folder's contents are reported through the folder itself
+    return [r for r in out if not any(r != o and r.startswith(o) for o in out if o.endswith("/"))]
+
+
+def check_output_dir(path: str | os.PathLike[str], *, what: str = "--out") -> Path | None:
+    """Check that infograv may write the folder `path`; return its manifest's folder or None.
+
+    Allowed: `path` does not exist; it is an empty folder; it is a folder with an infograv
+    manifest and no file the manifest does not list.
+
+    Raises:
+        OutputConflictError: `path` is a file (or a link, or something else), or a folder holding
+            anything infograv did not write; the message names the path and the entries.
+    """
+    p = Path(path)
+    if p.is_symlink() or (p.exists() and not p.is_dir()):
+        raise OutputConflictError(
+            f"{what}: {p} exists and is not a folder; infograv writes a folder there and never "
+            "deletes a file it did not write: give a new folder name or remove the file yourself."
+        )
+    if not p.exists():
+        return None
+    try:
+        manifest = read_manifest(p)
+        foreign = _foreign(p, manifest)
+    except PermissionError as exc:
+        raise PermissionError(f"{what}: cannot read the folder {p} ({exc.strerror}).") from None
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        why = ("it holds files infograv did not write" if manifest else
+               "it is not a folder infograv wrote (no " + MANIFEST + ")")
+        raise OutputConflictError(
+            f"{what}: {p} already exists and {why}: {shown}. infograv never deletes what it did "
+            "not write: give a new or empty folder, or a folder infograv wrote before."
+        )
+    return p
+
+
+def _manifest_data(folder: Path, command: str | None, files: Sequence[str]) -> dict[str, Any]:
+    from . import __version__
+
+    return {"format": _FORMAT, "written_by": f"infograv {__version__}",
+            "command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "files": sorted(set(files))}
+
+
+def _write_manifest(folder: Path, command: str | None, files: Sequence[str]) -> None:
+    write_json(folder / MANIFEST, _manifest_data(folder, command, files))
+
+
+def replace_dir(new: str | os.PathLike[str], target: str | os.PathLike[str], *,
+                what: str = "--out", command: str | None = None) -> None:
+    """Move the finished folder `new` to `target`, replacing an old `target` by two renames.
+
+    `new` gets a manifest listing its files (unless it has one). An existing `target` is replaced
+    only if `check_output_dir` allows it; the two renames run in `critical()`, so a signal
+    cannot leave `target` missing.
+
+    Raises:
+        OutputConflictError: `target` exists and infograv did not write it.
+    """
     new, target = Path(new), Path(target)
+    if read_manifest(new) is None:
+        _write_manifest(new, command, _files_under(new))
+    check_output_dir(target, what=what)
     old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    with critical():
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+        try:
+            os.replace(new, target)
+        except BaseException:
+            if old is not None:
+                os.replace(old, target)
+            raise
+        _live.discard(new)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike[str], *, what: str = "--out",
+               command: str | None = None) -> Iterator[Path]:
     """Yield a fresh temporary folder next to `path`; it replaces `path` only on success.
 
-    An exception inside the block removes the temporary folder and leaves `path` as it was.
+    `path` is checked first (`check_output_dir`), before any work: an existing file or a folder
+    infograv did not write is refused at once. An exception inside the block removes the
+    temporary folder and leaves `path` as it was.
+
+    Raises:
+        OutputConflictError: `path` exists and infograv did not write it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp()) / "out"
+        >>> with atomic_dir(d) as tmp:
+        ...     _ = (tmp / "a.txt").write_text("hello")
+        >>> sorted(p.name for p in d.iterdir())
+        ['.infograv-manifest.json', 'a.txt']
     """
-    target = Path(path).resolve()
+    target = Path(os.path.abspath(path))
+    check_output_dir(target, what=what)
     target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    work = _mkdtemp_near(target)
     try:
         yield work
-        replace_dir(work, target)
+        replace_dir(work, target, what=what, command=command)
     finally:
         if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+            _remove_temp(work)
+
+
+def update_dir(path: str | os.PathLike[str], files: Mapping[str, str], *, what: str = "--out",
+               command: str | None = None) -> list[Path]:
+    """Write the text `files` (`{relative name: text}`) into the folder `path`, adding to it.
+
+    A new folder is built under a temporary name and renamed into place, manifest included. An
+    existing folder (checked by `check_output_dir`) gets each file atomically, after its manifest
+    has been extended with the new names, so the folder stays recognisable at every moment.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        OutputConflictError: `path` exists and infograv did not write it.
+    """
+    target = Path(os.path.abspath(path))
+    if check_output_dir(target, what=what) is None:
+        with atomic_dir(target, what=what, command=command) as tmp:
+            for name, text in files.items():
+                write_text(tmp / name, text)
+        return [Path(path) / name for name in files]
+    manifest = read_manifest(target)
+    old = list(manifest["files"]) if manifest else []
+    _write_manifest(target, command, old + list(files))
+    return [write_text(Path(path) / name, text) for name, text in files.items()]
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -2,7 +2,8 @@
 
 The folder is built under a temporary name beside the target and swapped in only when every
 section has finished, so a second run replaces the old results cleanly and an interrupted run
-leaves the old results untouched.
+leaves the old results untouched. Only a folder infograv wrote (it carries a manifest) is ever
+replaced; see `infograv._io`.
 """
 
 from __future__ import annotations
@@ -11,16 +12,14 @@ import importlib
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._io import replace_dir, write_json, write_text
+from ._io import MANIFEST, atomic_dir, write_json, write_text
 
 __all__ = ["SECTIONS", "Section", "make_paper", "Progress"]
 
@@ -117,7 +116,9 @@ def make_paper(
     that fetches them; any other failure aborts the run and leaves an existing `out` untouched.
 
     Arguments:
-        out: the output folder (created; replaced atomically if it exists).
+        out: the output folder (created; replaced atomically if it exists and infograv wrote
+            it — an existing file, or a folder holding anything else, is refused before any
+            work, see `infograv._io.check_output_dir`).
         only: run only these sections (by name).
         skip: leave these sections out.
         progress: a callable taking a message (default: timed lines on stderr).
@@ -128,6 +129,7 @@ def make_paper(
 
     Raises:
         ValueError: an unknown section name in `only`/`skip`.
+        infograv._io.OutputConflictError: `out` exists and infograv did not write it.
     """
     sections = SECTIONS if sections is None else sections
     names = [s.name for s in sections]
@@ -137,12 +139,10 @@ def make_paper(
                 raise ValueError(f"{arg}: unknown section {n!r}; sections are: {', '.join(names)}.")
     chosen = [s for s in sections if (not only or s.name in only) and s.name not in (skip or [])]
     prog = progress if progress is not None else Progress()
-    target = Path(out).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    target = Path(os.path.abspath(out))
     manifest: dict = {"sections": [], "versions": _versions(),
                       "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    try:
+    with atomic_dir(target, command="paper") as work:
         for i, sec in enumerate(chosen, 1):
             prog(f"[{i}/{len(chosen)}] {sec.title}")
             folder = work / sec.name
@@ -160,21 +160,17 @@ def make_paper(
                 entry["reason"] = reason
                 prog(f"  {sec.name}: skipped: {reason}")
             entry["seconds"] = round(time.perf_counter() - t0, 2)
-            entry["files"] = sorted(str(p.relative_to(work)) for p in folder.rglob("*")
-                                    if p.is_file())
+            entry["files"] = sorted(p.relative_to(work).as_posix() for p in folder.rglob("*")
+                                    if p.is_file() and p.name != MANIFEST)
             manifest["sections"].append(entry)
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(work / "manifest.json", manifest)
-        write_text(work / "index.md", _index(manifest))
-        replace_dir(work, target)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        write_text(work / "index.md", _index(manifest, work))
     prog(f"done: {target}")
     return manifest
 
 
-def _index(manifest: dict) -> str:
+def _index(manifest: dict, folder: Path | None = None) -> str:
     lines = ["# infograv paper output", ""]
     lines.append(f"Made {manifest['started']} – {manifest['finished']}.")
     lines.append("")

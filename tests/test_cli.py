@@ -42,13 +42,16 @@ def test_derive_user_metric_from_toml(tmp_path):
         (["derive", "tangherlini", "--param", "D=3"], "D"),
         (["derive", "conformal", "--param", "phi=__import__('os')"], "unknown function"),
         (["derive"], "one of them"),
-        (["paper", "--only", "nothing"], "unknown section"),
+        (["paper", "--only", "nothing"], "argument --only: invalid choice: 'nothing'"),
     ],
 )
 def test_bad_input_exits_2_with_message(argv, match, capsys, tmp_path):
     assert main(argv + (["--out", str(tmp_path / "o")] if argv[0] != "derive" or len(argv) > 1
                         else [])) == 2
-    assert match in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert match in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
 
 
 
@@ -114,7 +117,8 @@ def test_only_missing_models_or_optional_packages_are_skipped():
 
 def test_fetch_and_validate_errors_name_the_fix(tmp_path, monkeypatch, capsys):
     assert main(["fetch", "nope", "--quiet"]) == 2
-    assert "unknown artifact 'nope'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope' (choose from 'minilm', 'smollm2', 'all')" in err
     monkeypatch.setenv("INFOGRAV_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.delenv("INFOGRAV_SMOLLM2", raising=False)
     out = tmp_path / "val"
@@ -122,3 +126,74 @@ def test_fetch_and_validate_errors_name_the_fix(tmp_path, monkeypatch, capsys):
     assert "infograv fetch smollm2" in capsys.readouterr().err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".val")], "temporary left"
+
+
+# --- never delete what infograv did not write -------------------------------------------------
+
+WRITERS = [
+    ["paper", "--only", "derivations", "--quiet"],
+    ["derive", "sphere", "--param", "n=2", "--quiet", "--quantity", "ricci_scalar"],
+    ["validate", "--quick", "--quiet"],
+]
+
+
+@pytest.mark.parametrize("argv", WRITERS, ids=lambda a: a[0])
+def test_a_folder_infograv_did_not_write_is_refused_untouched(argv, tmp_path, capsys):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "precious.txt").write_text("keep")
+    assert main([*argv, "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert str(target) in err and "precious.txt" in err and err.count("\n") == 1
+    assert sorted(p.name for p in target.iterdir()) == ["precious.txt"]
+    assert (target / "precious.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"], "no temporary left"
+
+
+@pytest.mark.parametrize("argv", WRITERS, ids=lambda a: a[0])
+def test_an_existing_file_at_out_is_refused_untouched(argv, tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep")
+    assert main([*argv, "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert str(target) in err and "not a folder" in err
+    assert target.read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_infograv_replaces_its_own_folder_but_not_files_added_to_it(tmp_path, capsys):
+    from infograv._io import MANIFEST
+
+    out = tmp_path / "d"
+    argv = ["derive", "sphere", "--param", "n=2", "--quiet", "--quantity", "ricci_scalar",
+            "--out", str(out)]
+    assert main(argv) == 0
+    assert (out / MANIFEST).exists()
+    assert main(argv + ["--stem", "again"]) == 0, "an infograv folder is added to"
+    assert {"sphere.json", "again.json"} <= {p.name for p in out.iterdir()}
+    (out / "mine.txt").write_text("keep")
+    assert main(argv) == 2
+    assert "mine.txt" in capsys.readouterr().err
+    assert (out / "mine.txt").read_text() == "keep"
+
+
+def test_outputs_respect_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "d"
+        assert main(["derive", "sphere", "--param", "n=2", "--quiet", "--quantity",
+                     "ricci_scalar", "--out", str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert (out / "sphere.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_derive_creates_nothing_when_it_fails(tmp_path, capsys):
+    f = tmp_path / "bad.toml"
+    f.write_text('coords = ["x", "y"]\ndiagonal = ["1", "0/0"]\n')
+    out = tmp_path / "out"
+    assert main(["derive", "--file", str(f), "--out", str(out), "--quiet"]) == 2
+    assert not out.exists()

@@ -125,7 +125,38 @@ def _as_matrix(components: Any) -> sp.ImmutableDenseMatrix:
         raise ValueError(f"components: not square: shape {m.rows}×{m.cols}; a metric is n×n.")
     if m.rows == 0:
         raise ValueError("components: empty matrix; a metric needs n ≥ 1.")
+    for i in range(m.rows):
+        for j in range(m.cols):
+            problem = entry_problem(m[i, j])
+            if problem:
+                raise ValueError(f"components: g[{i},{j}] = {_short(m[i, j])} {problem}.")
     return sp.ImmutableDenseMatrix(m)
+
+
+def _short(e: Any, limit: int = 80) -> str:
+    text = str(e)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def entry_problem(e: Any) -> str | None:
+    """Why `e` cannot be a metric entry (not an expression, not finite, complex), else None.
+
+    `0/0` is `nan`, `1/0` is `zoo` (complex infinity), `log(-1)` is `I*pi`: each is refused.
+
+    Example:
+        >>> import sympy as sp
+        >>> entry_problem(sp.Integer(0) / 0), entry_problem(sp.log(-1)), entry_problem(sp.S(2))
+        ('is not a number (0/0 gives nan)', 'is complex (e.g. log(-1) = I*pi)', None)
+    """
+    if not isinstance(e, sp.Expr):
+        return f"is not an expression ({type(e).__name__})"
+    if e.has(sp.nan):
+        return "is not a number (0/0 gives nan)"
+    if e.has(sp.zoo, sp.oo, -sp.oo):
+        return "is infinite (e.g. 1/0 gives zoo)"
+    if e.has(sp.I) or (e.is_number and e.is_extended_real is False):
+        return "is complex (e.g. log(-1) = I*pi)"
+    return None
 
 
 def _check_coords(coords: Any, n: int) -> tuple[sp.Symbol, ...]:
