@@ -64,15 +64,20 @@ _INT32 = 2**31 - 1
 
 
 def _float_large_constants(expr: sp.Expr) -> sp.Expr:
-    """Rationals with a numerator or denominator beyond int32 as 20-digit Floats.
+    """Rationals beyond int32 in sums and products as 20-digit Floats.
 
     The printed code would otherwise hold integer literals (e.g. 15! in the sphere area of
     d = 32) that JAX cannot convert without 64-bit integers; the value is unchanged to float64
-    precision.
+    precision. Function arguments and exponents are left exact: a Float there would make SymPy
+    evaluate `exp(1e12)` numerically when the expression is rebuilt.
     """
-    big = {a: sp.Float(a, 20) for a in expr.atoms(sp.Rational)
-           if abs(a.p) > _INT32 or a.q > _INT32}
-    return expr.xreplace(big) if big else expr
+    if isinstance(expr, sp.Rational):
+        return sp.Float(expr, 20) if abs(expr.p) > _INT32 or expr.q > _INT32 else expr
+    if isinstance(expr, (sp.Add, sp.Mul)):
+        return expr.func(*[_float_large_constants(a) for a in expr.args], evaluate=False)
+    if isinstance(expr, sp.Pow):
+        return sp.Pow(_float_large_constants(expr.base), expr.exp, evaluate=False)
+    return expr
 
 
 @functools.lru_cache(maxsize=256)
@@ -363,9 +368,15 @@ class Potential(eqx.Module):
             raise ValueError(f"{what}: the potential must depend on r, got {phi}.")
         if phi.atoms(sp.I) or phi.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
             raise ValueError(f"{what}: the potential must be real and finite, got {phi}.")
-        out = cls(name, d, r_min=r_min, _expr=phi, **values)
-        with jax.numpy_rank_promotion("allow"):
-            probe = out(jnp.ones(()), jnp.ones(()))
+        try:
+            out = cls(name, d, r_min=r_min, _expr=phi, **values)
+            with jax.numpy_rank_promotion("allow"):
+                probe = out(jnp.ones(()), jnp.ones(()))
+        except OverflowError:
+            raise ValueError(
+                f"{what}: a constant in the potential does not fit the integer type of JAX's "
+                "current precision (enable float64 with jax_enable_x64, or rescale it)."
+            ) from None
         c = _concrete(probe)
         if c is not None and not math.isfinite(c):
             raise ValueError(
@@ -687,7 +698,7 @@ def _operator_green(op: sp.Expr, d: int, psyms: Mapping[str, sp.Symbol],
     return phi
 
 
-def _check_green(phi: sp.Expr, poly: sp.Poly, d: int, num: Mapping[sp.Symbol, float],
+def _check_green(phi: sp.Expr, poly: sp.Poly, d: int, num: Mapping[sp.Symbol, sp.Expr],
                  G: sp.Symbol) -> None:
     """Substitute Φ back: P(Δ_d)Φ = 0 at sample radii; flux → ω G M / c_1 for degree 1."""
     term = phi.subs(_k.M, 1)
