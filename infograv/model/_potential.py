@@ -105,17 +105,23 @@ def _concrete(value: Any) -> float | None:
 def _is_singular(expr: sp.Expr, values: Mapping[str, Any]) -> bool:
     r"""Whether $\Phi$ or $d\Phi/dr$ is not finite at $r = 0$ (M = 1, the given parameters).
 
-    A numerical probe of the compiled function of `r` (no symbolic limit, whose cost grows fast
-    with the expression): NaN (e.g. $0\cdot\infty$) counts as singular, which is the safe side
-    (the clamp keeps values and gradients finite).
+    A numerical probe in NumPy/SciPy float64 of $\Phi$ and $\Phi'$ (no symbolic limit, whose
+    cost grows fast with the expression, and no JAX compilation): NaN (e.g. $0\cdot\infty$)
+    counts as singular, which is the safe side (the clamp keeps values and gradients finite).
     """
     syms = sorted(expr.free_symbols - {_k.r, _k.M}, key=lambda s: s.name)
     probe = {s: (1.0 if (v := _concrete(values[s.name])) is None else v) for s in syms}
-    fn = to_jax(expr, [_k.r, _k.M], params=probe)
-    zero = jnp.zeros(())
-    with jax.numpy_rank_promotion("allow"):
-        val, dval = jax.value_and_grad(lambda x: fn(x, jnp.ones_like(x)))(zero)
-    return not (bool(jnp.isfinite(val)) and bool(jnp.isfinite(dval)))
+    at = expr.xreplace({**probe, _k.M: sp.Integer(1)})
+    zero = np.float64(0.0)
+    with np.errstate(all="ignore"):
+        for f in (at, sp.diff(at, _k.r)):
+            try:
+                val = complex(sp.lambdify(_k.r, f, modules=["scipy", "numpy"])(zero))
+            except (ZeroDivisionError, OverflowError, ValueError, TypeError):
+                return True
+            if not (np.isfinite(val.real) and val.imag == 0):
+                return True
+    return False
 
 
 @functools.lru_cache(maxsize=64)
