@@ -20,7 +20,7 @@ from jaxtyping import Array, Float, Int
 
 from .._custom_types import Scalar
 from ..geometry import AbstractMetric
-from ._checks import is_traced
+from ._checks import check_solved, is_traced
 
 __all__ = ["BatchGeodesicSolution", "geodesic_batch"]
 
@@ -34,8 +34,9 @@ class BatchGeodesicSolution(eqx.Module):
 
     Attributes:
         ts: saved parameter values, `(S,)`, shared by the batch.
-        xs: positions, `(S, B, n)`.
-        vs: velocities, `(S, B, n)`.
+        xs: positions, `(S, B, n)`; `inf` at save points that a failed block (with
+            `throw=False`) did not reach, as in [`geodesic`][infograv.geodesic.geodesic].
+        vs: velocities, `(S, B, n)`; `inf` where `xs` is.
         result: a `diffrax.RESULTS` code for the whole batch (`successful`,
             `max_steps_reached`, `dt_min_reached`); the first failing block's code.
         num_steps: accepted steps of the block that needed the most.
@@ -150,7 +151,8 @@ def _solve_block(
     else:
         h = jnp.asarray(h0, dtype)
     h = jnp.minimum(h, jnp.maximum(s_end, tiny))
-    out = jnp.zeros((ss.shape[0], *y0.shape), dtype)
+    # save slots not reached (a failed block with throw=False) stay inf: never finite-looking
+    out = jnp.full((ss.shape[0], *y0.shape), jnp.inf, dtype)
     state = _State(
         t=jnp.zeros((), dtype), y=y0, k0=k0, h=h, accepted=jnp.array(0), rejected=jnp.array(0),
         save_index=jnp.array(0), out=out, status=jnp.array(_OK),
@@ -272,7 +274,8 @@ def geodesic_batch(
             for convergence studies.
         max_steps: step budget per block (accepted and rejected).
         throw: raise if a block fails (`max_steps` reached, or the step size fell to rounding
-            level, e.g. at a curvature singularity); otherwise inspect `result`.
+            level, e.g. at a curvature singularity); otherwise inspect `result` (the save
+            points a failed block did not reach are `inf`).
 
     Returns:
         A [`BatchGeodesicSolution`][infograv.geodesic.BatchGeodesicSolution].
@@ -280,8 +283,10 @@ def geodesic_batch(
     Raises:
         ValueError: `x0`, `v0` not both of shape `(B, n)`; `block_size` not a positive
             integer; `ts` not ordered from `t0` towards `t1`; `solver` not an explicit
-            embedded Runge–Kutta method; `rtol`, `atol` not positive. With `throw=True`, a
-            failed solve raises at run time (`eqx.error_if`) with the reason.
+            embedded Runge–Kutta method; `rtol`, `atol` not positive.
+        equinox.EquinoxRuntimeError: with `throw=True`, a failed solve; outside `jit` its
+            text is the reason itself, under `jit` equinox raises it at run time inside its
+            report.
 
     Example:
         >>> import jax.numpy as jnp
@@ -364,17 +369,18 @@ def geodesic_batch(
         ),
     )
     if throw:
-        out = eqx.error_if(
-            out, worst == _MAX_STEPS,
+        # outside jit the status is concrete and the error is raised here, message first
+        out = check_solved(
+            worst == _MAX_STEPS,
             f"geodesic_batch: a block used all max_steps={max_steps} steps before t1; raise "
-            "max_steps, loosen rtol/atol, or use a smaller block_size.",
+            "max_steps, loosen rtol/atol, or use a smaller block_size.", out,
         )
-        out = eqx.error_if(
-            out, worst == _DT_MIN,
+        out = check_solved(
+            worst == _DT_MIN,
             "geodesic_batch: the step size fell to rounding level: a non-finite state (an "
             "orbit reaching a singularity of the metric or the edge of the chart; check the "
             "initial conditions or stop the orbits earlier), or rtol/atol below the "
-            "floating-point precision of the inputs.",
+            "floating-point precision of the inputs.", out,
         )
     return BatchGeodesicSolution(
         ts=ts_arr, xs=out[..., :n], vs=out[..., n:], result=result,

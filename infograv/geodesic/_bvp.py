@@ -14,7 +14,7 @@ from jaxtyping import Array, Float, Int
 
 from .._custom_types import Point, Scalar, Vector
 from ..geometry import AbstractMetric
-from ._checks import check_point, check_value, is_traced
+from ._checks import check_point, check_solved, check_value, is_traced
 
 __all__ = ["RESULTS", "LogMapSolution", "log_map", "exp_map", "path_energy"]
 
@@ -38,7 +38,10 @@ class LogMapSolution(eqx.Module):
         path: the geodesic at `n_steps + 1` equally spaced parameters, `(n_steps + 1, n)`.
         length: `∫₀¹ |g(ẋ, ẋ)|^{1/2}`.
         energy: `½ ∫₀¹ g(ẋ, ẋ)` (`½ length²` for a geodesic).
-        residual: `max |x(1) − x1|` (shooting) or the path-energy gradient norm (energy).
+        residual: `max |x(1) − x1|` (shooting, hybrid) or the largest component of the
+            path-energy gradient (energy).
+        residual_tol: the largest `residual` accepted as success (the `residual_tol`
+            argument, or its default).
         result: a [`RESULTS`][infograv.geodesic.RESULTS] code; messages say what to change.
         num_steps: nonlinear-solver iterations.
     """
@@ -48,6 +51,7 @@ class LogMapSolution(eqx.Module):
     length: Float[Array, ""]
     energy: Float[Array, ""]
     residual: Float[Array, ""]
+    residual_tol: Float[Array, ""]
     result: RESULTS
     num_steps: Int[Array, ""]
 
@@ -111,6 +115,7 @@ def log_map(
     rtol: float = 1e-10,
     atol: float = 1e-10,
     max_steps: int = 100,
+    residual_tol: float | None = None,
     throw: bool = True,
 ) -> LogMapSolution:
     r"""The geodesic between two points: the log map `v = log_{x0}(x1)`.
@@ -140,6 +145,15 @@ def log_map(
         rtol: relative tolerance of the nonlinear solver.
         atol: absolute tolerance of the nonlinear solver.
         max_steps: iteration budget (the energy method uses `50 × max_steps`).
+        residual_tol: the largest `residual` reported as success; a larger one gives
+            `RESULTS.endpoint_mismatch`. Default, shooting and hybrid:
+            `atol + rtol · max|x1 − x0|`, the tolerance asked for: the geodesic found ends
+            within it of `x1` (Levenberg–Marquardt converges quadratically, so the residual
+            is usually near rounding). Default, energy: `1000 · K · (atol + rtol ·
+            max(max|x1 − x0|, 1))` on the path-energy gradient, `K = n_steps`: L-BFGS stops
+            on the size of its steps, not on the gradient, and a gradient of size `ε`
+            moves the interior points by about `K ε / π²`, so the energy method's acceptance
+            is looser than `rtol`/`atol`: set `residual_tol` to tighten it.
         throw: raise on failure; otherwise check `result` (a failure is never only a NaN).
 
     Returns:
@@ -148,7 +162,8 @@ def log_map(
     Raises:
         ValueError: endpoints of the wrong shape, an unknown `method`, or an endpoint where
             the metric is singular or not finite (e.g. on a horizon or at a point mass).
-        equinox.EquinoxRuntimeError: with `throw=True`, when the solve fails.
+        equinox.EquinoxRuntimeError: with `throw=True`, when the solve fails (outside `jit`
+            its text is the reason itself; under `jit` equinox raises it inside its report).
 
     Example:
         >>> import jax.numpy as jnp
@@ -162,22 +177,35 @@ def log_map(
         raise ValueError(f"method: expected 'shooting', 'energy' or 'hybrid', got {method!r}.")
     if not isinstance(n_steps, int) or n_steps < 2:
         raise ValueError(f"n_steps: expected an int ≥ 2, got {n_steps!r}.")
+    if residual_tol is not None and not float(residual_tol) > 0:
+        raise ValueError(f"residual_tol: expected a positive float or None, got {residual_tol!r}.")
     x0 = check_point(metric, x0, "x0")
     x1 = check_point(metric, x1, "x1").astype(x0.dtype)
     x0, x1 = _check_endpoints(metric, x0, x1)
 
     v_init = x1 - x0 if init is None else check_point(metric, init, "init").astype(x0.dtype)
-    return _solve(metric, x0, x1, v_init, method, n_steps, rtol, atol, max_steps, throw)
+    tol = None if residual_tol is None else float(residual_tol)
+    eager = not is_traced(metric, x0, x1, v_init)
+    sol = _solve(metric, x0, x1, v_init, method, n_steps, rtol, atol, max_steps, tol,
+                 throw and not eager)
+    if throw and eager:
+        # outside jit: raise here, with the reason as the error's text
+        failed = sol.result != RESULTS.successful
+        msg = f"log_map: {RESULTS[sol.result]}" if bool(failed) else ""  # type: ignore[misc]
+        check_solved(failed, msg + f" (residual {float(sol.residual):.3g}, accepted up to "
+                     f"{float(sol.residual_tol):.3g})", None)
+    return sol
 
 
 @eqx.filter_jit
-def _solve(metric, x0, x1, v_init, method, n_steps, rtol, atol, max_steps, throw):
+def _solve(metric, x0, x1, v_init, method, n_steps, rtol, atol, max_steps, tol, throw):
     if method == "shooting":
-        return _shoot(metric, x0, x1, v_init, n_steps, rtol, atol, max_steps, throw)
-    esol = _energy(metric, x0, x1, n_steps, rtol, atol, max_steps, throw and method == "energy")
+        return _shoot(metric, x0, x1, v_init, n_steps, rtol, atol, max_steps, tol, throw)
+    esol = _energy(metric, x0, x1, n_steps, rtol, atol, max_steps, tol if method == "energy"
+                   else None, throw and method == "energy")
     if method == "energy":
         return esol
-    return _shoot(metric, x0, x1, esol.velocity, n_steps, rtol, atol, max_steps, throw)
+    return _shoot(metric, x0, x1, esol.velocity, n_steps, rtol, atol, max_steps, tol, throw)
 
 
 def _check_endpoints(metric: AbstractMetric, x0: Point, x1: Point) -> tuple[Point, Point]:
@@ -208,7 +236,7 @@ def _finish(metric, xs, vs, residual, result, steps, tol, throw) -> LogMapSoluti
         velocity = result.error_if(velocity, result != RESULTS.successful)
     return LogMapSolution(
         velocity=velocity, path=xs, length=length, energy=energy, residual=residual,
-        result=result, num_steps=steps,
+        residual_tol=jnp.asarray(tol, residual.dtype), result=result, num_steps=steps,
     )
 
 
@@ -238,7 +266,7 @@ def _step_solver(n: int) -> lx.AbstractLinearSolver:
     return lx.Normal(lx.CG(rtol=1e-12, atol=1e-12, max_steps=10 * n))
 
 
-def _shoot(metric, x0, x1, v_init, n_steps, rtol, atol, max_steps, throw) -> LogMapSolution:
+def _shoot(metric, x0, x1, v_init, n_steps, rtol, atol, max_steps, tol, throw) -> LogMapSolution:
     sol: optx.Solution = optx.least_squares(
         _ShootingResidual(n_steps),
         optx.LevenbergMarquardt(rtol=rtol, atol=atol, linear_solver=_step_solver(x0.shape[0])),
@@ -250,12 +278,12 @@ def _shoot(metric, x0, x1, v_init, n_steps, rtol, atol, max_steps, throw) -> Log
     v = sol.value
     xs, vs = _rk4_path(metric, x0, v, n_steps)
     res = jnp.max(jnp.abs(xs[-1] - x1))
-    scale = jnp.max(jnp.abs(x1 - x0))
-    tol = 1e3 * (atol + rtol * scale)
+    if tol is None:
+        tol = atol + rtol * jnp.max(jnp.abs(x1 - x0))
     return _finish(metric, xs, vs, res, sol.result, sol.stats["num_steps"], tol, throw)
 
 
-def _energy(metric, x0, x1, n_steps, rtol, atol, max_steps, throw) -> LogMapSolution:
+def _energy(metric, x0, x1, n_steps, rtol, atol, max_steps, tol, throw) -> LogMapSolution:
     frac = jnp.linspace(0.0, 1.0, n_steps + 1, dtype=x0.dtype)[1:-1, None]
     interior0 = x0[None, :] + frac * (x1 - x0)[None, :]
 
@@ -277,6 +305,6 @@ def _energy(metric, x0, x1, n_steps, rtol, atol, max_steps, throw) -> LogMapSolu
     vs = jnp.concatenate([first[None], inner, last[None]])
     grad = jax.grad(objective)(sol.value, (metric, x0, x1))
     res = jnp.max(jnp.abs(grad))
-    scale = jnp.maximum(jnp.max(jnp.abs(x1 - x0)), 1.0)
-    tol = 1e3 * (atol + rtol * scale) * k
+    if tol is None:
+        tol = 1e3 * (atol + rtol * jnp.maximum(jnp.max(jnp.abs(x1 - x0)), 1.0)) * k
     return _finish(metric, xs, vs, res, sol.result, sol.stats["num_steps"], tol, throw)

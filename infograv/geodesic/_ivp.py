@@ -9,13 +9,14 @@ from typing import Any, Literal
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int
 
 from .._custom_types import Point, Scalar, Vector
 from ..geometry import AbstractMetric, safe_norm
-from ._checks import check_point, check_value
+from ._checks import check_point, check_solved, check_value, is_traced
 
 __all__ = [
     "AbstractGeodesicEvent",
@@ -70,61 +71,154 @@ class AbstractGeodesicEvent(eqx.Module):
     """A terminating event: `value(x, v)` is positive before and crosses zero when it fires.
 
     The concrete events return relative distances (`r / r_h − 1`, …) so that the root find
-    of the event time meets its tolerance at any scale."""
+    of the event time meets its tolerance at any scale.
+
+    **One convention for the spatial coordinates.** Events that measure a radius
+    ([`HorizonCrossing`][infograv.geodesic.HorizonCrossing],
+    [`LeavesDomain`][infograv.geodesic.LeavesDomain],
+    [`NearToken`][infograv.geodesic.NearToken]) take the same `spatial_start`: the index of
+    the first coordinate that counts. Left at `None` (the default of all three), it is
+    implied by the shape of `center` or `tokens` when those are given (`n − m`), and
+    otherwise it is the metric's spatial part: `1` when the first coordinate is timelike at
+    the starting point (`g_00(x0) < 0`, a spacetime chart `(t, x¹ …)`), `0` otherwise (a
+    Riemannian metric). [`geodesic`][infograv.geodesic.geodesic] settles it through
+    `for_metric`; pass an int to override (e.g. inside a horizon, where `t` is spacelike)."""
 
     @abc.abstractmethod
     def value(self, x: Point, v: Vector) -> Scalar:
         """Signed distance to the event."""
 
-
-def _radius(x: Point, radial_index: int | None, spatial_start: int, center: Any) -> Scalar:
-    if radial_index is not None:
-        return x[radial_index]
-    xs = x[spatial_start:]
-    if center is not None:
-        xs = xs - center
-    return safe_norm(xs)
+    def for_metric(self, metric: AbstractMetric, x0: Point) -> AbstractGeodesicEvent:
+        """This event with its coordinate convention settled for `metric` at the start `x0`
+        (a no-op for events without one)."""
+        del metric, x0
+        return self
 
 
-class HorizonCrossing(AbstractGeodesicEvent):
+def _time_first(metric: AbstractMetric, x0: Point) -> Bool[Array, ""]:
+    # g_00(x0) < 0: the first coordinate is timelike at the start (O(n): one metric_vp)
+    e0 = jnp.zeros_like(x0).at[0].set(1.0)
+    return metric.inner(x0, e0, e0) < 0
+
+
+class _AbstractRadialEvent(AbstractGeodesicEvent):
+    # shared by HorizonCrossing and LeavesDomain: the radius and the spatial convention
+    radius: eqx.AbstractVar[Float[Array, ""]]
+    radial_index: eqx.AbstractVar[int | None]
+    spatial_start: eqx.AbstractVar[int | None]
+    center: eqx.AbstractVar[Float[Array, " m"] | None]
+    time_first: eqx.AbstractVar[Bool[Array, ""] | None]
+
+    def __check_init__(self) -> None:
+        if self.spatial_start is not None and (
+            not isinstance(self.spatial_start, int) or self.spatial_start < 0
+        ):
+            raise ValueError(
+                f"spatial_start: expected a non-negative int or None, got {self.spatial_start!r}."
+            )
+        if self.center is not None and jnp.ndim(self.center) != 1:
+            raise ValueError(f"center: expected shape (m,), got {jnp.shape(self.center)}.")
+
+    def for_metric(self, metric: AbstractMetric, x0: Point) -> _AbstractRadialEvent:
+        if self.radial_index is not None or self.spatial_start is not None:
+            return self
+        if self.center is not None:
+            m = jnp.shape(self.center)[0]
+            if m > metric.dim:
+                raise ValueError(
+                    f"center: {m} coordinates for a {metric.dim}-dimensional metric."
+                )
+            return self
+        return eqx.tree_at(lambda e: e.time_first, self, _time_first(metric, x0),
+                           is_leaf=lambda z: z is None)
+
+    def _radius(self, x: Point) -> Scalar:
+        if self.radial_index is not None:
+            return x[self.radial_index]
+        if self.spatial_start is not None:
+            start = self.spatial_start
+        elif self.center is not None:
+            start = x.shape[0] - self.center.shape[0]
+        elif self.time_first is not None:
+            return jnp.where(self.time_first, safe_norm(x[1:]), safe_norm(x))
+        else:
+            raise ValueError(
+                f"spatial_start: {type(self).__name__} does not know which coordinates are "
+                "spatial; pass spatial_start (1 for a spacetime chart (t, x¹ …), 0 for a "
+                "Riemannian one) or settle it with event.for_metric(metric, x0)."
+            )
+        xs = x[start:]
+        return safe_norm(xs if self.center is None else xs - self.center)
+
+
+class HorizonCrossing(_AbstractRadialEvent):
     """Fires when the radius falls to `radius` (an information horizon).
 
     Attributes:
         radius: horizon radius `r_h`.
         radial_index: if given, the radius is the coordinate `x[radial_index]` (spherical
             charts such as `(t, r, θ, φ)`); otherwise `|x[spatial_start:] − center|`.
-        spatial_start: first spatial coordinate in Cartesian charts (1 for spacetime).
-        center: optional centre, shape `(n − spatial_start,)`.
+        spatial_start: first spatial coordinate in Cartesian charts; `None` (default): the
+            convention of [`AbstractGeodesicEvent`][infograv.geodesic.AbstractGeodesicEvent]
+            (1 on a spacetime, 0 on a Riemannian metric, `n − m` with a `center` of shape
+            `(m,)`).
+        center: optional centre, shape `(m,)`.
+        time_first: set by `for_metric` (whether the first coordinate is timelike at the
+            start); leave it `None`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from infograv.geometry import TangherliniMetric
+        >>> from infograv.geodesic import HorizonCrossing, geodesic
+        >>> bh = TangherliniMetric(4, r_s=1.0)
+        >>> x0, v0 = jnp.array([0.0, 3.0, 0.0, 0.0]), jnp.array([1.0, -0.5, 0.0, 0.0])
+        >>> sol = geodesic(bh, x0, v0, 50.0, events=[HorizonCrossing(1.1)])
+        >>> round(float(jnp.linalg.norm(sol.x_end[1:])), 4)
+        1.1
     """
 
-    radius: Float[Array, ""] | float = eqx.field(converter=jnp.asarray)
+    radius: Float[Array, ""] = eqx.field(converter=jnp.asarray)
     radial_index: int | None = eqx.field(static=True, default=None)
-    spatial_start: int = eqx.field(static=True, default=1)
+    spatial_start: int | None = eqx.field(static=True, default=None)
     center: Float[Array, " m"] | None = None
+    time_first: Bool[Array, ""] | None = None
 
     def value(self, x: Point, v: Vector) -> Scalar:
-        r = _radius(x, self.radial_index, self.spatial_start, self.center)
-        return r / self.radius - 1.0
+        return self._radius(x) / self.radius - 1.0
 
 
-class LeavesDomain(AbstractGeodesicEvent):
+class LeavesDomain(_AbstractRadialEvent):
     """Fires when the trajectory leaves the ball `|x_s − center| < radius`.
 
     Attributes:
         radius: the domain radius.
         radial_index: if given, the radius is the coordinate `x[radial_index]` (spherical
             charts); otherwise `|x[spatial_start:] − center|`.
-        spatial_start: first coordinate that counts (0 for Riemannian, 1 for spacetime).
-        center: optional centre.
+        spatial_start: first coordinate that counts; `None` (default): the convention of
+            [`AbstractGeodesicEvent`][infograv.geodesic.AbstractGeodesicEvent] (1 on a
+            spacetime, 0 on a Riemannian metric, `n − m` with a `center` of shape `(m,)`).
+        center: optional centre, shape `(m,)`.
+        time_first: set by `for_metric`; leave it `None`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from infograv.geometry import ConformalMetric
+        >>> from infograv.geodesic import LeavesDomain, geodesic
+        >>> flat = ConformalMetric(lambda x: 0.0 * x[0], dim=2)
+        >>> sol = geodesic(flat, jnp.zeros(2), jnp.array([0.0, 2.0]), 10.0,
+        ...                events=[LeavesDomain(4.0)])
+        >>> round(float(sol.t_end), 4)  # |x| = 2t reaches 4 at t = 2
+        2.0
     """
 
-    radius: Float[Array, ""] | float = eqx.field(converter=jnp.asarray)
+    radius: Float[Array, ""] = eqx.field(converter=jnp.asarray)
     radial_index: int | None = eqx.field(static=True, default=None)
-    spatial_start: int = eqx.field(static=True, default=0)
+    spatial_start: int | None = eqx.field(static=True, default=None)
     center: Float[Array, " m"] | None = None
+    time_first: Bool[Array, ""] | None = None
 
     def value(self, x: Point, v: Vector) -> Scalar:
-        return 1.0 - _radius(x, self.radial_index, self.spatial_start, self.center) / self.radius
+        return 1.0 - self._radius(x) / self.radius
 
 
 class NearToken(AbstractGeodesicEvent):
@@ -133,21 +227,28 @@ class NearToken(AbstractGeodesicEvent):
     Attributes:
         tokens: `(N, m)` token positions.
         radius: the neighbourhood radius.
-        spatial_start: first coordinate that counts.
+        spatial_start: first coordinate that counts; `None` (default): `n − m`, the last `m`
+            coordinates (the convention of
+            [`AbstractGeodesicEvent`][infograv.geodesic.AbstractGeodesicEvent]).
     """
 
     tokens: Float[Array, "N m"]
     radius: Float[Array, ""] | float = eqx.field(converter=jnp.asarray)
-    spatial_start: int = eqx.field(static=True, default=0)
+    spatial_start: int | None = eqx.field(static=True, default=None)
+
+    def _start(self, x: Point) -> int:
+        if self.spatial_start is not None:
+            return self.spatial_start
+        return x.shape[0] - self.tokens.shape[1]
 
     def value(self, x: Point, v: Vector) -> Scalar:
-        d = safe_norm(x[None, self.spatial_start :] - self.tokens)
+        d = safe_norm(x[None, self._start(x) :] - self.tokens)
         return jnp.min(d) / self.radius - 1.0
 
 
 def nearest_token(event: NearToken, x: Point) -> Int[Array, ""]:
     """Index of the token nearest to `x` (use after a `NearToken` event)."""
-    return jnp.argmin(safe_norm(x[None, event.spatial_start :] - event.tokens))
+    return jnp.argmin(safe_norm(x[None, event._start(x) :] - event.tokens))
 
 
 # -- solutions --------------------------------------------------------------------------------
@@ -155,10 +256,16 @@ class GeodesicSolution(eqx.Module):
     """The result of [`geodesic`][infograv.geodesic.geodesic].
 
     Attributes:
-        ts: saved parameter values, `(S,)` (the last one is the event time if an event fired;
-            unused slots are `inf`).
+        ts: saved parameter values, `(S,)`. Without `ts=`: `(1,)`, where the solve stopped
+            (`t1`, or the event time if an event fired). With `ts=`: the requested values;
+            those not reached (after an event, or a failed solve with `throw=False`) are
+            `inf`, and so are their `xs` and `vs`: never finite-looking.
         xs: positions, `(S, n)`.
         vs: velocities, `(S, n)`.
+        t_end: where the solve stopped, always: `t1`, the event time if an event fired, or
+            the last accepted step of a failed solve (`throw=False`).
+        x_end: the position at `t_end`, `(n,)`.
+        v_end: the velocity at `t_end`, `(n,)`.
         result: a `diffrax.RESULTS` code (`successful`, `event_occurred`, `max_steps_reached`…).
         event_mask: one boolean per event (in the order given), or `None` without events.
         num_steps: accepted steps.
@@ -168,6 +275,9 @@ class GeodesicSolution(eqx.Module):
     ts: Float[Array, " S"]
     xs: Float[Array, "S n"]
     vs: Float[Array, "S n"]
+    t_end: Float[Array, ""]
+    x_end: Float[Array, " n"]
+    v_end: Float[Array, " n"]
     result: diffrax.RESULTS
     event_mask: tuple[Bool[Array, ""], ...] | None
     num_steps: Int[Array, ""]
@@ -270,6 +380,8 @@ def geodesic(
             [`NearToken`][infograv.geodesic.NearToken]); the first that fires stops the solve,
             and its time is located by a Newton root find on the dense interpolant.
         ts: optional `(S,)` parameter values to save at; default saves the final state only.
+            Values not reached (after an event) come back as `inf`; where the solve stopped
+            is always in `t_end`, `x_end`, `v_end`.
         dense: keep the dense interpolant (`sol.evaluate(t)`).
         solver: a diffrax solver (default `Dopri8()`).
         rtol: relative tolerance of the step-size controller.
@@ -280,7 +392,8 @@ def geodesic(
             through a token's neighbourhood in one step on a nearly flat metric): bound it.
         adaptive: `False` takes constant steps `dt0` (for convergence studies).
         max_steps: step budget.
-        throw: raise if the solve fails (e.g. `max_steps` reached); otherwise inspect `result`.
+        throw: raise if the solve fails (e.g. `max_steps` reached); otherwise inspect `result`
+            (unreached save points are `inf`).
 
     Returns:
         A [`GeodesicSolution`][infograv.geodesic.GeodesicSolution].
@@ -289,6 +402,9 @@ def geodesic(
         ValueError: `x0`/`v0` of the wrong shape, a zero `v0`, `v0` of the wrong causal
             character for `kind`, an unknown `kind` (raised at run time through `eqx.error_if`
             when the inputs are traced).
+        equinox.EquinoxRuntimeError: with `throw=True`, a failed solve. Called outside `jit`
+            the error's text is the reason (`geodesic: The maximum number of solver steps was
+            reached…`); under `jit`/`vmap` equinox raises it at run time inside its report.
 
     Example:
         >>> import jax.numpy as jnp
@@ -305,10 +421,12 @@ def geodesic(
     dtype = x0.dtype
     t0 = jnp.asarray(t0, dtype)
     t1 = jnp.asarray(t1, dtype)
+    end = diffrax.SubSaveAt(t1=True)
     if ts is None:
-        saveat = diffrax.SaveAt(t1=True, dense=dense)
+        saveat = diffrax.SaveAt(subs=[end], dense=dense)
     else:
-        saveat = diffrax.SaveAt(ts=jnp.asarray(ts, dtype), dense=dense)
+        saves = diffrax.SubSaveAt(ts=jnp.asarray(ts, dtype).reshape(-1))
+        saveat = diffrax.SaveAt(subs=[saves, end], dense=dense)
     controller: diffrax.AbstractStepSizeController
     if adaptive:
         controller = diffrax.PIDController(rtol=rtol, atol=atol, dtmax=dtmax)
@@ -321,8 +439,10 @@ def geodesic(
         for i, ev in enumerate(events):
             if not isinstance(ev, AbstractGeodesicEvent):
                 raise TypeError(f"events[{i}]: expected a geodesic event, got {type(ev).__name__}.")
-        conds = tuple(_EventCondition(ev) for ev in events)
+        conds = tuple(_EventCondition(ev.for_metric(metric, x0)) for ev in events)
         event = diffrax.Event(conds, root_finder=optx.Newton(rtol=1e-11, atol=1e-11))
+    # outside jit a failure is raised here, message first; under jit diffrax raises it
+    eager = not is_traced(metric, x0, v0, t0, t1, ts, events)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(_vector_field),
         solver if solver is not None else diffrax.Dopri8(),
@@ -335,11 +455,19 @@ def geodesic(
         stepsize_controller=controller,
         event=event,
         max_steps=max_steps,
-        throw=throw,
+        throw=throw and not eager,
     )
-    xs, vs = sol.ys
+    assert isinstance(sol.ts, list) and isinstance(sol.ys, list)
+    t_end, (x_end, v_end) = sol.ts[-1][0], jax.tree.map(lambda a: a[0], sol.ys[-1])
+    ts_out, (xs, vs) = sol.ts[0], sol.ys[0]
+    if throw and eager:
+        failed = (sol.result != diffrax.RESULTS.successful) & (
+            sol.result != diffrax.RESULTS.event_occurred)
+        reason: str = diffrax.RESULTS[sol.result]  # type: ignore[misc]
+        check_solved(failed, f"geodesic: {reason} (stopped at "
+                     f"t = {float(t_end):.6g}).", None)
     mask = None if sol.event_mask is None else tuple(sol.event_mask)
     return GeodesicSolution(
-        ts=sol.ts, xs=xs, vs=vs, result=sol.result, event_mask=mask,
-        num_steps=sol.stats["num_accepted_steps"], solution=sol,
+        ts=ts_out, xs=xs, vs=vs, t_end=t_end, x_end=x_end, v_end=v_end, result=sol.result,
+        event_mask=mask, num_steps=sol.stats["num_accepted_steps"], solution=sol,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -63,6 +64,26 @@ class AbstractMetric(eqx.Module):
     @abc.abstractmethod
     def acceleration(self, x: Point, v: Vector) -> Vector:
         """The geodesic acceleration `Γ^a_{bc}(x) v^b v^c`, shape `(n,)`."""
+
+    def __hash__(self) -> int:
+        # Equinox hashes a module by its fields, which fails on array fields ("unhashable
+        # type"), and a bound method `metric.acceleration` is hashed through its module, so
+        # `jax.jit(metric.acceleration)` failed for every metric holding arrays. Hash the
+        # structure and each array leaf's shape and dtype instead: equal metrics (equinox's
+        # `__eq__`, `tree_equal`) still hash equally, and equality decides between the rest.
+        leaves, treedef = jax.tree_util.tree_flatten(self)
+        key: list[Any] = []
+        for leaf in leaves:
+            if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+                key.append(("array", tuple(leaf.shape), str(leaf.dtype)))
+            else:
+                try:
+                    hash(leaf)
+                except TypeError:
+                    key.append(("object", type(leaf)))
+                else:
+                    key.append(leaf)
+        return hash((treedef, tuple(key)))
 
     # -- derived quantities (not overridden) ---------------------------------------------------
     def inner(self, x: Point, u: Vector, w: Vector) -> Scalar:
