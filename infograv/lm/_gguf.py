@@ -1,15 +1,28 @@
-"""Reading a llama-architecture GGUF file: hyperparameters, dequantised weights, tokenizer.
+r"""Reading a GGUF file: hyperparameters, dequantised weights, tokenizer.
 
-The `gguf` package (pure Python) parses the file and dequantises every tensor (Q4_1, Q8_0, F16,
-F32, …) to float32. GGUF stores a matrix with `ne = [in, out]`, which NumPy sees as
-`(out, in)`: the PyTorch `nn.Linear` layout, `y = W x`. The q/k projections were permuted by the
-GGUF conversion so that rotary embeddings act on adjacent pairs `(2i, 2i+1)` (llama.cpp's
-"normal" RoPE mode); the forward pass in `_llama.py` uses that convention.
+The `gguf` package (pure Python) parses the file and dequantises every tensor (Q4_K, Q5_0,
+Q6_K, Q8_0, Q4_1, F16, F32, …) to float32. GGUF stores a matrix with `ne = [in, out]`, which
+NumPy sees as `(out, in)`: the PyTorch `nn.Linear` layout, `y = W x`.
 
-The tokenizer is rebuilt with the `tokenizers` package from the vocabulary and merges stored
-in the file: byte-level BPE, the pre-tokenizer that splits every digit on its own and then
-applies the GPT-2 split pattern (llama.cpp's `smollm` pre-tokenizer), and the control tokens
-(`token_type == 3`) as special tokens, so that `<|im_start|>` in a text maps to its id.
+The architecture is read from `general.architecture`, never from the file name:
+
+| GGUF architecture | family | rotary pairs | notes |
+|---|---|---|---|
+| `llama` (SmolLM2, Llama, Mistral) | llama | adjacent (the conversion permuted q/k) | |
+| `qwen2` | llama | halves | q/k/v biases |
+| `gemma3` | gemma3 | halves | see below |
+
+Gemma 3 (`gemma3.*` keys): head size from `attention.key_length`; local (sliding-window)
+layers except every sixth (`attention.sliding_window_pattern` when the file has it, else 6, the
+pattern of every Gemma 3 model: layers 5, 11, 17, … are global); global RoPE base
+`rope.freq_base`, local base `rope.freq_base_swa` or 10,000; embedding scaled by $\sqrt d$;
+GELU-tanh gated feed-forward; q/k norms; post-attention and post-feed-forward norms; attention
+scale $1/\sqrt{h}$ (`query_pre_attn_scalar = h`). Its RMSNorm weights are stored as $1 + w$
+by the conversion (Gemma computes $x \cdot (1 + w)$), so they are used as they are.
+
+Tokenizers are rebuilt with the `tokenizers` package: byte-level BPE from the stored merges
+(`tokenizer.ggml.model = gpt2`) or SentencePiece-style BPE from the stored scores
+(`tokenizer.ggml.model = llama`); see `build_bpe_tokenizer` and `build_spm_tokenizer`.
 """
 
 from __future__ import annotations
@@ -21,79 +34,30 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LlamaConfig", "GGUFContents", "read_gguf", "build_bpe_tokenizer"]
+from ._decoder import Block, DecoderConfig, DecoderWeights, Norm
+
+__all__ = ["GGUFContents", "build_bpe_tokenizer", "build_spm_tokenizer", "config_from_gguf",
+           "read_gguf", "weights_from_gguf"]
 
 _CONTROL = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class LlamaConfig:
-    """Hyperparameters of a llama-architecture causal language model.
-
-    Attributes:
-        n_layers: number of transformer blocks.
-        d_model: residual width `d`.
-        n_heads: query heads.
-        n_kv_heads: key/value heads (grouped-query attention; `n_heads % n_kv_heads == 0`).
-        d_ff: SwiGLU hidden width.
-        vocab_size: `V`.
-        context_length: the longest sequence the model was trained for.
-        rope_base: RoPE frequency base `b`; pair `i` rotates at `b^{-2i/h}`.
-        norm_eps: RMSNorm epsilon.
-        bos_id, eos_id, pad_id: special token ids from the file.
-        stop_ids: ids that end a generation (end-of-text and end-of-turn).
-    """
-
-    n_layers: int
-    d_model: int
-    n_heads: int
-    n_kv_heads: int
-    d_ff: int
-    vocab_size: int
-    context_length: int
-    rope_base: float
-    norm_eps: float
-    bos_id: int = 1
-    eos_id: int = 2
-    pad_id: int = 2
-    stop_ids: tuple[int, ...] = (0, 2)
-
-    def __post_init__(self) -> None:
-        for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size",
-                  "context_length"):
-            v = getattr(self, f)
-            if not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{f}: must be a positive int, got {v!r}.")
-        if self.d_model % self.n_heads:
-            raise ValueError(
-                f"d_model: {self.d_model} is not divisible by n_heads={self.n_heads}."
-            )
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(
-                f"n_kv_heads: n_heads={self.n_heads} is not a multiple of "
-                f"n_kv_heads={self.n_kv_heads}."
-            )
-        if self.head_dim % 2:
-            raise ValueError(f"head_dim: RoPE needs an even head dimension, got {self.head_dim}.")
-        if not self.rope_base > 0 or not self.norm_eps > 0:
-            raise ValueError("rope_base and norm_eps: must be positive.")
-
-    @property
-    def head_dim(self) -> int:
-        """Per-head width `h = d_model / n_heads`."""
-        return self.d_model // self.n_heads
+_USER_DEFINED = 4
+_LISTS = {"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+          "tokenizer.ggml.merges"}
 
 
 @dataclasses.dataclass(frozen=True)
 class GGUFContents:
     """What `read_gguf` returns: the config, float32 weights (name → array), tokenizer data."""
 
-    config: LlamaConfig
+    config: DecoderConfig
     tensors: dict[str, np.ndarray]
     tokens: list[str]
     token_types: list[int]
     merges: list[str]
     metadata: dict[str, Any]
+    scores: list[float] = dataclasses.field(default_factory=list)
+    tokenizer_model: str = "gpt2"
+    pre_tokenizer: str = "default"
 
 
 def _field(reader: Any, key: str, default: Any = None) -> Any:
@@ -106,7 +70,7 @@ def _field(reader: Any, key: str, default: Any = None) -> Any:
 def _metadata(reader: Any) -> dict[str, Any]:
     out = {}
     for k, f in reader.fields.items():
-        if k.startswith("tokenizer.ggml.") and k != "tokenizer.ggml.model":
+        if k in _LISTS:
             continue
         try:
             out[k] = f.contents()
@@ -115,8 +79,76 @@ def _metadata(reader: Any) -> dict[str, Any]:
     return out
 
 
+GGUF_ARCHITECTURES: tuple[str, ...] = ("llama", "qwen2", "gemma3")
+
+
+def config_from_gguf(meta: dict[str, Any], tokens: list[str], where: str) -> DecoderConfig:
+    """The `DecoderConfig` of a GGUF file from its metadata (see the module docstring).
+
+    Raises:
+        ValueError: an unsupported architecture (the supported ones are listed) or a missing
+            key; the message names `where` (the file).
+    """
+    arch = meta.get("general.architecture")
+    if arch not in GGUF_ARCHITECTURES:
+        raise ValueError(
+            f"path: {where} holds architecture {arch!r}; supported GGUF architectures are "
+            f"{list(GGUF_ARCHITECTURES)} (and Hugging Face folders of llama, mistral, qwen2, "
+            "gemma3_text and gpt2 models)."
+        )
+
+    def get(key: str, default: Any = None) -> Any:
+        v = meta.get(f"{arch}.{key}", default)
+        if v is None:
+            raise ValueError(f"path: {where} lacks the metadata key {arch}.{key}.")
+        return v
+
+    n_heads = int(get("attention.head_count"))
+    n_layers = int(get("block_count"))
+    d = int(get("embedding_length"))
+    eos = int(meta.get("tokenizer.ggml.eos_token_id", 2))
+    ends = {"<|endoftext|>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>"}
+    stop = tuple(sorted({eos, *(i for i, t in enumerate(tokens) if t in ends)}))
+    tok_model = meta.get("tokenizer.ggml.model", "gpt2")
+    add_bos = meta.get("tokenizer.ggml.add_bos_token")
+    kw: dict[str, Any] = {}
+    if arch == "gemma3":
+        pattern = int(meta.get(f"{arch}.attention.sliding_window_pattern", 6))
+        kw = dict(
+            head_dim=int(get("attention.key_length")),
+            position="rope_half",
+            rope_base_local=float(meta.get(f"{arch}.rope.freq_base_swa", 10000.0)),
+            sliding_window=int(get("attention.sliding_window")),
+            local_layers=tuple((i + 1) % pattern != 0 for i in range(n_layers)),
+            ffn="geglu",
+            qk_norm=True,
+            sandwich_norm=True,
+            embed_scale=float(np.sqrt(np.float32(d))),
+        )
+    elif arch == "qwen2":
+        kw = dict(position="rope_half")
+    return DecoderConfig(
+        arch=arch,
+        n_layers=n_layers,
+        d_model=d,
+        n_heads=n_heads,
+        n_kv_heads=int(get("attention.head_count_kv", n_heads)),
+        d_ff=int(get("feed_forward_length")),
+        vocab_size=len(tokens),
+        context_length=int(get("context_length")),
+        norm_eps=float(get("attention.layer_norm_rms_epsilon")),
+        rope_base=float(get("rope.freq_base", 10000.0)),
+        bos_id=int(meta.get("tokenizer.ggml.bos_token_id", 1)),
+        eos_id=eos,
+        pad_id=int(meta.get("tokenizer.ggml.padding_token_id", eos)),
+        stop_ids=stop,
+        add_bos=bool(tok_model == "llama" if add_bos is None else add_bos),
+        **kw,
+    )
+
+
 def read_gguf(path: str | os.PathLike[str], *, tensors: bool = True) -> GGUFContents:
-    """Read a llama-architecture GGUF file and dequantise its tensors to float32.
+    """Read a GGUF file of a supported architecture and dequantise its tensors to float32.
 
     Args:
         path: the `.gguf` file.
@@ -125,11 +157,11 @@ def read_gguf(path: str | os.PathLike[str], *, tensors: bool = True) -> GGUFCont
     Returns:
         A `GGUFContents` with the config, the float32 tensors in `(out, in)` layout keyed by
         their GGUF names (`token_embd.weight`, `blk.{i}.attn_q.weight`, …), the token strings,
-        token types and merges.
+        types, scores and merges.
 
     Raises:
-        ValueError: not a GGUF file, truncated, or not the `llama` architecture; the message
-            names the file.
+        ValueError: not a GGUF file, truncated, or an unsupported architecture (the supported
+            ones are listed); the message names the file.
     """
     import gguf
 
@@ -139,31 +171,12 @@ def read_gguf(path: str | os.PathLike[str], *, tensors: bool = True) -> GGUFCont
     except Exception as exc:  # noqa: BLE001 - re-raised with the file name and the fix
         raise ValueError(
             f"path: {p} could not be read as a GGUF file ({type(exc).__name__}: {exc}). If it is "
-            "the SmolLM2 artifact it is corrupt or truncated: fetch it again with "
-            "`infograv fetch smollm2`."
+            "a fetched artifact it is corrupt or truncated: fetch it again with "
+            "`infograv fetch NAME`."
         ) from exc
-    arch = _field(reader, "general.architecture")
-    if arch != "llama":
-        raise ValueError(f"path: {p} holds architecture {arch!r}; only 'llama' is supported.")
-    n_heads = int(_field(reader, "llama.attention.head_count"))
-    tokens = list(_field(reader, "tokenizer.ggml.tokens"))
-    eos = int(_field(reader, "tokenizer.ggml.eos_token_id", 2))
-    stop = tuple(sorted({eos, *(i for i, t in enumerate(tokens) if t == "<|endoftext|>")}))
-    config = LlamaConfig(
-        n_layers=int(_field(reader, "llama.block_count")),
-        d_model=int(_field(reader, "llama.embedding_length")),
-        n_heads=n_heads,
-        n_kv_heads=int(_field(reader, "llama.attention.head_count_kv", n_heads)),
-        d_ff=int(_field(reader, "llama.feed_forward_length")),
-        vocab_size=len(tokens),
-        context_length=int(_field(reader, "llama.context_length")),
-        rope_base=float(_field(reader, "llama.rope.freq_base", 10000.0)),
-        norm_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon")),
-        bos_id=int(_field(reader, "tokenizer.ggml.bos_token_id", 1)),
-        eos_id=eos,
-        pad_id=int(_field(reader, "tokenizer.ggml.padding_token_id", eos)),
-        stop_ids=stop,
-    )
+    meta = _metadata(reader)
+    tokens = list(_field(reader, "tokenizer.ggml.tokens", []))
+    config = config_from_gguf(meta, tokens, str(p))
     arrays: dict[str, np.ndarray] = {}
     if tensors:
         for t in reader.tensors:
@@ -176,16 +189,74 @@ def read_gguf(path: str | os.PathLike[str], *, tensors: bool = True) -> GGUFCont
         tokens=tokens,
         token_types=[int(x) for x in _field(reader, "tokenizer.ggml.token_type", [])],
         merges=list(_field(reader, "tokenizer.ggml.merges", [])),
-        metadata=_metadata(reader),
+        metadata=meta,
+        scores=[float(x) for x in _field(reader, "tokenizer.ggml.scores", [])],
+        tokenizer_model=str(meta.get("tokenizer.ggml.model", "gpt2")),
+        pre_tokenizer=str(meta.get("tokenizer.ggml.pre", "default")),
     )
 
 
-def build_bpe_tokenizer(tokens: list[str], merges: list[str], token_types: list[int]) -> Any:
+def weights_from_gguf(
+    config: DecoderConfig, tensors: dict[str, np.ndarray], dtype: Any
+) -> DecoderWeights:
+    """Assemble `DecoderWeights` from GGUF-named float arrays (see `read_gguf`).
+
+    Raises:
+        ValueError: a tensor the architecture needs is missing (named).
+    """
+    import jax.numpy as jnp
+
+    def get(name: str) -> Any:
+        if name not in tensors:
+            raise ValueError(f"tensors: the GGUF file has no tensor {name!r}.")
+        return jnp.asarray(tensors[name], dtype=dtype)
+
+    def opt(name: str) -> Any:
+        return jnp.asarray(tensors[name], dtype=dtype) if name in tensors else None
+
+    gemma = config.arch == "gemma3"
+    blocks = []
+    for i in range(config.n_layers):
+        p = f"blk.{i}."
+        blocks.append(Block(
+            attn_norm=Norm(get(p + "attn_norm.weight")),
+            wq=get(p + "attn_q.weight"), wk=get(p + "attn_k.weight"),
+            wv=get(p + "attn_v.weight"), wo=get(p + "attn_output.weight"),
+            bq=opt(p + "attn_q.bias"), bk=opt(p + "attn_k.bias"), bv=opt(p + "attn_v.bias"),
+            ffn_norm=Norm(get(p + "ffn_norm.weight")),
+            w_gate=get(p + "ffn_gate.weight"), w_up=get(p + "ffn_up.weight"),
+            w_down=get(p + "ffn_down.weight"),
+            q_norm=get(p + "attn_q_norm.weight") if gemma else None,
+            k_norm=get(p + "attn_k_norm.weight") if gemma else None,
+            post_attn_norm=Norm(get(p + "post_attention_norm.weight")) if gemma else None,
+            post_ffn_norm=Norm(get(p + "post_ffw_norm.weight")) if gemma else None,
+        ))
+    return DecoderWeights(
+        config=config,
+        embedding=get("token_embd.weight"),
+        blocks=tuple(blocks),
+        final_norm=Norm(get("output_norm.weight")),
+        unembedding=opt("output.weight"),
+    )
+
+
+_QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def build_bpe_tokenizer(
+    tokens: list[str], merges: list[str], token_types: list[int], *, pre: str = "smollm"
+) -> Any:
     """Rebuild the byte-level BPE tokenizer stored in a GGUF file with `tokenizers`.
 
     Pre-tokenisation: every digit is split off on its own, then the GPT-2 pattern
     (`'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+`) on
-    the byte-level alphabet; no prefix space, no BOS added (the file says
+    the byte-level alphabet (`pre`, llama.cpp's `tokenizer.ggml.pre`: `"smollm"`, `"default"`
+    and anything not listed here); `"gpt-2"`: the GPT-2 pattern alone; `"qwen2"`: Qwen2's
+    pattern (single digits, letters with one leading non-letter); no prefix space, no BOS
+    added (the file says
     `add_bos_token = false`). Control tokens (`token_type == 3`) are special tokens.
 
     Args:
@@ -196,7 +267,7 @@ def build_bpe_tokenizer(tokens: list[str], merges: list[str], token_types: list[
     Returns:
         A `tokenizers.Tokenizer` whose ids are the model's token ids.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
 
     vocab = {t: i for i, t in enumerate(tokens)}
     if len(vocab) != len(tokens):
@@ -208,13 +279,78 @@ def build_bpe_tokenizer(tokens: list[str], merges: list[str], token_types: list[
             raise ValueError(f"merges: {m!r} is not of the form 'a b'.")
         pairs.append((a, b))
     tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False))
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
+    if pre == "qwen2":
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(_QWEN2_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
+    elif pre == "gpt-2":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
             pre_tokenizers.Digits(individual_digits=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
-    )
+        ])
     tok.decoder = decoders.ByteLevel()
     special = [t for t, ty in zip(tokens, token_types, strict=False) if ty == _CONTROL]
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special])
+    return tok
+
+
+def build_spm_tokenizer(
+    tokens: list[str], scores: list[float], token_types: list[int], *, unk_id: int = 3
+) -> Any:
+    """Rebuild a SentencePiece-style BPE tokenizer (`tokenizer.ggml.model = llama`).
+
+    SentencePiece BPE merges, at each step, the adjacent pair whose union is the vocabulary
+    piece of highest score. The same result comes from an ordinary BPE whose merge list holds,
+    for every normal piece, each split of it into two vocabulary pieces, ranked by the score of
+    the piece (highest first; ties by the ids of the halves). Spaces become `▁` (U+2581; no
+    space is prepended: `add_space_prefix` is false for Gemma), characters outside the
+    vocabulary fall back to their UTF-8 bytes (`<0xNN>` pieces), control pieces
+    (`token_type == 3`, e.g. `<bos>`, `<start_of_turn>`) and user-defined pieces
+    (`token_type == 4`, e.g. runs of newlines) are matched whole in the raw text first.
+
+    Args:
+        tokens: the vocabulary, id → piece.
+        scores: id → score (log-probability-like; larger merges first).
+        token_types: id → GGUF token type (1 normal, 3 control, 4 user-defined, 6 byte).
+        unk_id: the id of the unknown piece.
+
+    Returns:
+        A `tokenizers.Tokenizer` whose ids are the model's token ids.
+
+    Raises:
+        ValueError: the three lists differ in length, or the vocabulary has duplicates.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
+
+    if not len(tokens) == len(scores) == len(token_types):
+        raise ValueError("tokens, scores, token_types: must have the same length.")
+    vocab = {t: i for i, t in enumerate(tokens)}
+    if len(vocab) != len(tokens):
+        raise ValueError("tokens: the vocabulary has duplicate entries.")
+    ranked = []
+    for piece, i in vocab.items():
+        if token_types[i] != 1 or len(piece) < 2:
+            continue
+        for k in range(1, len(piece)):
+            left, right = piece[:k], piece[k:]
+            li, ri = vocab.get(left), vocab.get(right)
+            if li is not None and ri is not None:
+                ranked.append((-scores[i], li, ri, left, right))
+    ranked.sort(key=lambda r: r[:3])
+    merges = [(r[3], r[4]) for r in ranked]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=tokens[unk_id],
+                               byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Replace(" ", "\u2581")
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    special = [AddedToken(t, special=True, normalized=False)
+               for t, ty in zip(tokens, token_types, strict=True) if ty == _CONTROL]
+    user = [AddedToken(t, special=False, normalized=False)
+            for t, ty in zip(tokens, token_types, strict=True) if ty == _USER_DEFINED]
+    tok.add_special_tokens(special)
+    tok.add_tokens(user)
     return tok

@@ -1,4 +1,9 @@
-"""A causal language model (SmolLM2-135M-Instruct or any llama-architecture GGUF) in JAX."""
+"""Causal language models in JAX: SmolLM2-135M, Gemma 3 270M, or a user's GGUF / Hugging Face model.
+
+Supported architectures (read from the file, never from its name): the llama family (llama,
+SmolLM, Mistral with the llama layout, Qwen2), Gemma 3 and GPT-2; see `infograv.lm._decoder`
+for the one forward pass they share.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +22,27 @@ from jaxtyping import Array, Float, Int
 
 from .._io import atomic_path
 from ..data._artifacts import ARTIFACTS, cache_dir, file_sha256, locate
-from ._gguf import GGUFContents, LlamaConfig, build_bpe_tokenizer, read_gguf
-from ._llama import (
-    LlamaWeights,
-    llama_decode_step,
-    llama_forward,
-    rms_norm,
-    weights_from_tensors,
+from ._decoder import (
+    ARCHITECTURES,
+    DecoderConfig,
+    DecoderWeights,
+    decode_step,
+    decoder_forward,
+    final_norm,
+    output_logits,
+    pad_caches,
+)
+from ._gguf import (
+    GGUFContents,
+    build_bpe_tokenizer,
+    build_spm_tokenizer,
+    read_gguf,
+    weights_from_gguf,
 )
 
 __all__ = [
     "BUCKETS",
+    "LANGUAGE_MODELS",
     "Generation",
     "LanguageModel",
     "bucket_length",
@@ -39,6 +54,9 @@ __all__ = [
 BUCKETS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 _SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+#: Built-in language model names (artifacts fetched with `infograv fetch NAME`).
+LANGUAGE_MODELS: tuple[str, ...] = ("smollm2", "gemma3-270m")
 
 
 def bucket_length(n: int, limit: int) -> int:
@@ -136,36 +154,35 @@ def filter_logits(
 
 @eqx.filter_jit
 def _last_hidden(
-    weights: LlamaWeights, tokens: jax.Array, lengths: jax.Array
+    weights: DecoderWeights, tokens: jax.Array, lengths: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    h = llama_forward(weights, tokens)["hidden"]
+    h = decoder_forward(weights, tokens)["hidden"]
     idx = (lengths - 1).astype(jnp.int32)
     last = jnp.take_along_axis(h, idx[:, None, None], axis=1)[:, 0, :]
-    logits = last @ weights.embedding.T
-    return jax.nn.log_softmax(logits, axis=-1), last
+    return jax.nn.log_softmax(output_logits(weights, last), axis=-1), last
 
 
 @eqx.filter_jit
-def _head_norm(weights: LlamaWeights, h: jax.Array) -> jax.Array:
-    return rms_norm(h, weights.final_norm, weights.config.norm_eps)
+def _head_norm(weights: DecoderWeights, h: jax.Array) -> jax.Array:
+    return final_norm(weights, h)
 
 
 @eqx.filter_jit
-def _all_layers(weights: LlamaWeights, tokens: jax.Array) -> jax.Array:
-    out = llama_forward(weights, tokens, collect_layers=True)
+def _all_layers(weights: DecoderWeights, tokens: jax.Array) -> jax.Array:
+    out = decoder_forward(weights, tokens, collect_layers=True)
     return jnp.concatenate([out["layers"][:, 0], out["hidden"][None, 0]], axis=0)
 
 
 @eqx.filter_jit
-def _token_logprobs(weights: LlamaWeights, tokens: jax.Array) -> jax.Array:
-    h = llama_forward(weights, tokens)["hidden"][:, :-1]
-    logits = jnp.einsum("btd,vd->btv", h, weights.embedding)
+def _token_logprobs(weights: DecoderWeights, tokens: jax.Array) -> jax.Array:
+    h = decoder_forward(weights, tokens)["hidden"][:, :-1]
+    logits = output_logits(weights, h)
     target = jnp.take_along_axis(logits, tokens[:, 1:, None], axis=-1)[..., 0]
     return target - jax.scipy.special.logsumexp(logits, axis=-1)
 
 
 def _pick(
-    weights: LlamaWeights,
+    weights: DecoderWeights,
     h: jax.Array,
     key: jax.Array,
     temperature: jax.Array,
@@ -174,7 +191,7 @@ def _pick(
     greedy: bool,
     truncate: bool,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    logits = h @ weights.embedding.T
+    logits = output_logits(weights, h)
     logp = jax.nn.log_softmax(logits, axis=-1)
     ent = -jnp.sum(jnp.exp(logp) * logp, axis=-1)
     if greedy:
@@ -190,9 +207,9 @@ def _pick(
 
 @eqx.filter_jit
 def _generate_core(
-    weights: LlamaWeights,
+    weights: DecoderWeights,
     tokens: jax.Array,
-    length: jax.Array,
+    n_pad: jax.Array,
     key: jax.Array,
     temperature: jax.Array,
     top_k: jax.Array,
@@ -201,18 +218,20 @@ def _generate_core(
     greedy: bool,
     truncate: bool,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    out = llama_forward(weights, tokens, return_cache=True)
-    h0 = jax.lax.dynamic_index_in_dim(out["hidden"], length - 1, axis=1, keepdims=False)
+    """Prefill left-padded prompts `(B, T)`, then draw `n_new` tokens with the cache."""
+    t = tokens.shape[1]
+    out = decoder_forward(weights, tokens, n_pad, return_cache=True)
+    h0 = out["hidden"][:, -1]
     keys = jax.random.split(key, n_new)
     tok0, lp0, ent0 = _pick(weights, h0, keys[0], temperature, top_k, top_p, greedy, truncate)
 
     def step(carry, k):
-        tok, pos, kc, vc = carry
-        h, kc, vc = llama_decode_step(weights, tok, pos, kc, vc)
+        tok, slot, caches = carry
+        h, caches = decode_step(weights, tok, slot, n_pad, caches)
         nxt, lp, ent = _pick(weights, h, k, temperature, top_k, top_p, greedy, truncate)
-        return (nxt, pos + 1, kc, vc), (nxt, h, lp, ent)
+        return (nxt, slot + 1, caches), (nxt, h, lp, ent)
 
-    carry = (tok0, length.astype(jnp.int32), out["k"], out["v"])
+    carry = (tok0, jnp.asarray(t, dtype=jnp.int32), pad_caches(out["cache"], n_new - 1))
     _, (toks, hs, lps, ents) = jax.lax.scan(step, carry, keys[1:])
     toks = jnp.concatenate([tok0[None], toks], axis=0).T
     hs = jnp.concatenate([h0[None], hs], axis=0).transpose(1, 0, 2)
@@ -225,18 +244,18 @@ class LanguageModel:
     """A causal language model: tokenizer, weights and jitted JAX forward passes.
 
     Made by `load_language_model`. The weights are a pytree (`model.weights`) passed as an
-    argument to every compiled function; prompts are padded on the right to a length bucket
-    (`BUCKETS`) and batches to a power of two, so calls with new prompts do not recompile.
+    argument to every compiled function; prompts are padded to a length bucket (`BUCKETS`) and
+    batches to a power of two, so calls with new prompts do not recompile.
 
-    Real semantic space (model.md §8): `embedding` is the tied matrix $E$ `(V, d)`, the query
-    position is the final hidden state $h$ after the final norm, and the real logits are
-    $z_i = h \\cdot e_i$.
+    Real semantic space (docs/model/formalism.md §8): `embedding` is the output matrix $W$
+    `(V, d)` (the tied token embedding for SmolLM2 and Gemma 3), the query position is the final
+    hidden state $h$ after the final norm, and the real logits are $z_i = h \\cdot w_i$.
 
     Attributes:
-        name: the artifact name (`"smollm2"`) or the file stem.
-        path: the GGUF file.
-        config: the `LlamaConfig`.
-        weights: the `LlamaWeights`.
+        name: the artifact name (`"smollm2"`, `"gemma3-270m"`) or the file / folder stem.
+        path: the GGUF file or the Hugging Face folder.
+        config: the `DecoderConfig`.
+        weights: the `DecoderWeights`.
         tokenizer: a `tokenizers.Tokenizer` with the model's ids.
 
     Example:
@@ -252,8 +271,8 @@ class LanguageModel:
         self,
         name: str,
         path: Path,
-        config: LlamaConfig,
-        weights: LlamaWeights,
+        config: DecoderConfig,
+        weights: DecoderWeights,
         tokenizer: Any,
         batch_size: int = 16,
     ) -> None:
@@ -276,8 +295,18 @@ class LanguageModel:
     # -- tokenizer ---------------------------------------------------------------------------
     @property
     def embedding(self) -> Float[Array, "V d"]:
-        """The tied embedding matrix `E`, shape `(V, d)`: the real semantic space."""
-        return self.weights.embedding
+        """The output matrix `W`, shape `(V, d)` (the tied embedding when the model ties them):
+        the real semantic space."""
+        return self.weights.head
+
+    @property
+    def document_start(self) -> int | None:
+        """The id that starts a document when the tokenizer adds none: `<|endoftext|>` for
+        SmolLM2-style vocabularies, else `bos_id`; `None` when `encode` already adds BOS."""
+        if self.config.add_bos:
+            return None
+        vocab = self.tokenizer.get_vocab()
+        return int(vocab.get("<|endoftext|>", self.config.bos_id))
 
     @property
     def vocab_size(self) -> int:
@@ -290,10 +319,17 @@ class LanguageModel:
         return self.config.context_length
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of `text` (no BOS is added; `<|im_start|>` etc. map to their ids)."""
+        """The token ids the model sees for `text`.
+
+        BOS is put first exactly when the tokenizer's own metadata says so
+        (`tokenizer.ggml.add_bos_token` in a GGUF, the post-processor of a `tokenizer.json`):
+        Gemma 3 adds `<bos>`, SmolLM2 adds nothing. Control tokens written in the text
+        (`<|im_start|>`, `<start_of_turn>`) map to their ids.
+        """
         if not isinstance(text, str):
             raise TypeError(f"text: expected a str, got {type(text).__name__}.")
-        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        ids = list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        return [self.config.bos_id, *ids] if self.config.add_bos else ids
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of token `ids` (special tokens are kept)."""
@@ -307,10 +343,14 @@ class LanguageModel:
     def chat_prompt(self, message: str, *, system: str = _SYSTEM) -> str:
         """`message` wrapped in the model's chat template, ready for the assistant's answer.
 
-        The template is the one stored in the GGUF (`tokenizer.chat_template`): a system turn
-        (by default the template's own system text), the user turn, then
-        `<|im_start|>assistant\\n`.
+        SmolLM2 (the template stored in its GGUF): a system turn (by default the template's own
+        system text), the user turn, then `<|im_start|>assistant\\n`. Gemma: the user turn
+        `<start_of_turn>user\\n…<end_of_turn>\\n` (the system text, if given, first in it) and
+        `<start_of_turn>model\\n`.
         """
+        if "<start_of_turn>" in self.tokenizer.get_vocab():
+            head = "" if system == _SYSTEM else f"{system}\n\n"
+            return f"<start_of_turn>user\n{head}{message}<end_of_turn>\n<start_of_turn>model\n"
         return (
             f"<|im_start|>system\n{system}<|im_end|>\n"
             f"<|im_start|>user\n{message}<|im_end|>\n<|im_start|>assistant\n"
@@ -421,7 +461,9 @@ class LanguageModel:
         Entry `k - 1` is $\log P(t_k \mid t_{<k})$ for the tokens $t_0 \dots t_{n-1}$ of `text`,
         so the result has `n - 1` entries (the first token has no prefix). With `start_token`
         (e.g. `0`, `<|endoftext|>`, the document separator SmolLM2 was trained with) that token
-        is prepended and all `n` tokens are scored. Perplexity is `exp(-mean(result))`.
+        is prepended and all `n` tokens are scored (for a model whose `encode` puts BOS first,
+        such as Gemma 3, the first of the `n` tokens is BOS and every text token is scored
+        already). Perplexity is `exp(-mean(result))`.
 
         Raises:
             ValueError: empty text, fewer than two tokens to score, or longer than the context.
@@ -472,20 +514,30 @@ class LanguageModel:
                 out[k] = lp[r, : len(rows[k]) - 1]
         return out
 
-    def surprisal_bits(self, text: str, *, start_token: int | None = 0) -> float:
+    def surprisal_bits(
+        self, text: str, *, start_token: int | None | str = "document"
+    ) -> float:
         r"""Total information of `text` under the model, in bits (the `lm_surprisal` mass).
 
         $M = \sum_k -\log_2 P(t_k \mid t_{<k})$ over all tokens of `text`, each conditioned on
-        `start_token` (default `0`, `<|endoftext|>`, the document separator) and its prefix
-        (model.md §2). With `start_token=None` the first token is not scored. For many texts
-        use `surprisal_bits_many` (batched).
+        the start of a document and its prefix (docs/model/formalism.md §2). The default
+        `start_token="document"` uses `document_start`: id 0 (`<|endoftext|>`, the document
+        separator) for SmolLM2, nothing for models whose `encode` already puts BOS first
+        (Gemma 3). An int prepends that id; `None` leaves the first token unscored. For many
+        texts use `surprisal_bits_many` (batched).
         """
         return float(self.surprisal_bits_many([text], start_token=start_token)[0])
 
     def surprisal_bits_many(
-        self, texts: Sequence[str], *, start_token: int | None = 0
+        self, texts: Sequence[str], *, start_token: int | None | str = "document"
     ) -> np.ndarray:
         """`surprisal_bits` of each text, batched; a float64 array `(len(texts),)`."""
+        if isinstance(start_token, str):
+            if start_token != "document":
+                raise ValueError(
+                    f"start_token: must be an id, None or 'document', got {start_token!r}."
+                )
+            start_token = self.document_start
         lps = self.sequence_logprobs_many(texts, start_token=start_token)
         return np.asarray([-np.sum(lp, dtype=np.float64) / np.log(2.0) for lp in lps])
 
@@ -536,8 +588,8 @@ class LanguageModel:
         r"""The unembedding: `(W, b)` with logits $z = W h + b$ for a normed state $h$.
 
         Returns:
-            `W` `(V, d)` (the tied embedding for SmolLM2) and the bias `(V,)` or `None` when
-            the model has none.
+            `W` `(V, d)` (the tied embedding for SmolLM2 and Gemma 3) and the bias `(V,)` or
+            `None`; none of the supported architectures has an output bias.
 
         Example:
             ```python
@@ -545,7 +597,7 @@ class LanguageModel:
             logits = model.next_token_logprobs(["Hi"])[1] @ W.T   # b is None here
             ```
         """
-        return self.weights.embedding, None
+        return self.weights.head, None
 
     def output_metric(self, temperature: float = 1.0) -> Any:
         """The Fisher metric of the next-token distribution on the hidden state.
@@ -627,31 +679,97 @@ class LanguageModel:
         Raises:
             ValueError: a bad setting (named), empty or too long prompt.
         """
+        max_new_tokens, num_samples = self._check_settings(
+            max_new_tokens, num_samples, temperature, top_k, top_p
+        )
+        ids = self._ids(prompt, reserve=max_new_tokens)
+        return self._draw([ids] * num_samples, max_new_tokens, temperature, top_k, top_p,
+                          seed, stop)
+
+    def sample_many(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int | np.integer,
+        *,
+        temperature: float | int | np.floating | np.integer = 1.0,
+        top_k: int | np.integer | None = None,
+        top_p: float | int | np.floating | None = None,
+        seed: int | np.integer = 0,
+        stop: bool = True,
+    ) -> list[Generation]:
+        """One continuation of each of several DIFFERENT prompts, drawn together in one batch.
+
+        The prompts are padded on the left to a common length bucket; each row's positions
+        start at 0 at its first real token and its pads are masked out of attention, so a
+        greedy batch gives the same ids (and, up to rounding, the same states) as the prompts
+        one at a time. Sampled tokens depend on the seed and on the batch (each row draws its
+        own random numbers from the step's key). Arguments as in `sample`.
+
+        Returns:
+            A list with one `Generation` per prompt, in order.
+
+        Raises:
+            ValueError: no prompts, or as `sample`.
+
+        Example:
+            ```python
+            gens = model.sample_many(["The capital of France is", "2 + 2 ="], 5, temperature=0)
+            [g.text for g in gens]
+            ```
+        """
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if len(prompts) == 0:
+            raise ValueError("prompts: need at least one prompt.")
+        max_new_tokens = self._check_settings(max_new_tokens, 1, temperature, top_k, top_p)[0]
+        rows = [self._ids(p, reserve=max_new_tokens, what=f"prompts[{i}]")
+                for i, p in enumerate(prompts)]
+        return self._draw(rows, max_new_tokens, temperature, top_k, top_p, seed, stop)
+
+    def _check_settings(
+        self, max_new_tokens: Any, num_samples: Any, temperature: Any, top_k: Any, top_p: Any
+    ) -> tuple[int, int]:
         max_new_tokens, num_samples = _as_int(max_new_tokens), _as_int(num_samples)
-        top_k = None if top_k is None else _as_int(top_k)
-        seed = _as_int(seed)
-        temperature = float(temperature)
-        top_p = None if top_p is None else float(top_p)
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens: must be an int >= 1, got {max_new_tokens!r}.")
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples: must be an int >= 1, got {num_samples!r}.")
-        if not temperature >= 0:
+        if not float(temperature) >= 0:
             raise ValueError(f"temperature: must be >= 0, got {temperature}.")
+        top_k = None if top_k is None else _as_int(top_k)
         if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k: must be None or an int >= 1, got {top_k!r}.")
-        if top_p is not None and not 0 < top_p <= 1:
+        if top_p is not None and not 0 < float(top_p) <= 1:
             raise ValueError(f"top_p: must be None or in (0, 1], got {top_p}.")
-        ids = self._ids(prompt, reserve=max_new_tokens)
-        t = bucket_length(len(ids) + max_new_tokens, self.context_length)
-        nb = _batch_bucket(num_samples)
-        tokens = jnp.asarray(self._pad([ids] * nb, t))
+        return max_new_tokens, num_samples
+
+    def _draw(
+        self,
+        rows: list[list[int]],
+        max_new_tokens: int,
+        temperature: Any,
+        top_k: Any,
+        top_p: Any,
+        seed: Any,
+        stop: bool,
+    ) -> list[Generation]:
+        top_k = None if top_k is None else _as_int(top_k)
+        top_p = None if top_p is None else float(top_p)
+        temperature, seed = float(temperature), _as_int(seed)
+        n = len(rows)
+        t = bucket_length(max(len(r) for r in rows), self.context_length)
+        nb = _batch_bucket(n)
+        rows_b = rows + [rows[-1]] * (nb - n)
+        tokens = np.full((nb, t), self.config.pad_id, dtype=np.int32)
+        n_pad = np.asarray([t - len(r) for r in rows_b], dtype=np.int32)
+        for i, r in enumerate(rows_b):
+            tokens[i, t - len(r):] = r
         dt = self.weights.embedding.dtype
         greedy = temperature == 0
         toks, hs, lps, ents = _generate_core(
             self.weights,
-            tokens,
-            jnp.asarray(len(ids), dtype=jnp.int32),
+            jnp.asarray(tokens),
+            jnp.asarray(n_pad),
             jax.random.key(seed),
             jnp.asarray(1.0 if greedy else temperature, dtype=dt),
             jnp.asarray(self.vocab_size if top_k is None else min(top_k, self.vocab_size),
@@ -666,18 +784,18 @@ class LanguageModel:
                     "seed": int(seed), "max_new_tokens": max_new_tokens}
         out = []
         stops = set(self.config.stop_ids)
-        for b in range(num_samples):
+        for b in range(n):
             row = [int(x) for x in toks_np[b]]
-            n, reason = len(row), "length"
+            k, reason = len(row), "length"
             if stop:
                 for j, x in enumerate(row):
                     if x in stops:
-                        n, reason = j, "stop_token"
+                        k, reason = j, "stop_token"
                         break
             out.append(
                 Generation(
-                    prompt_ids=ids, token_ids=row[:n], text=self.decode(row[:n]),
-                    hidden=hs_np[b, :n], logprobs=lps_np[b, :n], entropies=ents_np[b, :n],
+                    prompt_ids=rows[b], token_ids=row[:k], text=self.decode(row[:k]),
+                    hidden=hs_np[b, :k], logprobs=lps_np[b, :k], entropies=ents_np[b, :k],
                     stop_reason=reason, settings=settings,
                 )
             )
@@ -708,15 +826,17 @@ class LanguageModel:
         )[0]
 
 
-def _tensors_cached(path: Path, contents_reader: Any, cache: Path | None) -> GGUFContents:
-    """Dequantised tensors, from an `.npz` next to the cache when the file is the artifact."""
-    spec = ARTIFACTS["smollm2"]
-    pinned = spec.files[spec.primary].sha256  # type: ignore[index]
-    if cache is None or path.stat().st_size != spec.files[spec.primary].size:  # type: ignore[index]
+def _tensors_cached(
+    name: str, path: Path, contents_reader: Any, cache: Path | None
+) -> GGUFContents:
+    """Dequantised tensors, from an `.npz` in the cache when the file is the pinned artifact."""
+    spec = ARTIFACTS[name]
+    pinned_file = spec.files[spec.primary]  # type: ignore[index]
+    if cache is None or path.stat().st_size != pinned_file.size:
         return contents_reader(path, tensors=True)
-    if file_sha256(path) != pinned:
+    if file_sha256(path) != pinned_file.sha256:
         return contents_reader(path, tensors=True)
-    npz = cache / "smollm2" / f"dequantised-{pinned[:16]}.npz"
+    npz = cache / name / f"dequantised-{pinned_file.sha256[:16]}.npz"
     meta = contents_reader(path, tensors=False)
     if npz.is_file():
         try:
@@ -736,26 +856,63 @@ def _tensors_cached(path: Path, contents_reader: Any, cache: Path | None) -> GGU
     return full
 
 
+def _gguf_tokenizer(contents: GGUFContents) -> Any:
+    if contents.tokenizer_model == "llama":
+        unk = int(contents.metadata.get("tokenizer.ggml.unknown_token_id", 0))
+        return build_spm_tokenizer(contents.tokens, contents.scores, contents.token_types,
+                                   unk_id=unk)
+    if contents.tokenizer_model == "gpt2":
+        return build_bpe_tokenizer(contents.tokens, contents.merges, contents.token_types,
+                                   pre=contents.pre_tokenizer)
+    raise ValueError(
+        f"tokenizer: GGUF tokenizer model {contents.tokenizer_model!r} is not supported "
+        "(supported: 'gpt2' byte-level BPE, 'llama' SentencePiece-style)."
+    )
+
+
+def _load_hf(folder: Path, dtype: Any) -> tuple[DecoderConfig, DecoderWeights, Any]:
+    from ._hf import config_from_hf, read_hf_folder, read_hf_tensors, weights_from_hf
+
+    cfg, tok = read_hf_folder(folder)
+    config = config_from_hf(cfg, tok.get_vocab_size(), str(folder))
+    with_special = tok.encode("a", add_special_tokens=True).ids
+    plain = tok.encode("a", add_special_tokens=False).ids
+    add_bos = len(with_special) > len(plain) and with_special[1:] == plain
+    ends = [i for t in ("<|endoftext|>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>")
+            if (i := tok.token_to_id(t)) is not None]
+    config = dataclasses.replace(
+        config, add_bos=add_bos, bos_id=with_special[0] if add_bos else config.bos_id,
+        stop_ids=tuple(sorted({*config.stop_ids, *ends})),
+    )
+    weights = weights_from_hf(config, read_hf_tensors(folder), dtype)
+    return config, weights, tok
+
+
 def load_language_model(
-    name: str = "smollm2",
+    name: str | os.PathLike[str] = "smollm2",
     path: str | os.PathLike[str] | None = None,
     *,
     dtype: Any = jnp.float32,
     batch_size: int = 16,
     cache_weights: bool = True,
 ) -> LanguageModel:
-    """Load a causal language model from its GGUF file into JAX.
+    """Load a causal language model into JAX: a built-in name, a GGUF file or a HF folder.
 
-    The file is found with `locate(name, path)` (and its checksum verified, see `locate`),
-    read and dequantised with the `gguf` package, and the tokenizer rebuilt with `tokenizers`.
-    Dequantising takes a few seconds; for the pinned SmolLM2 artifact the float32 weights are
-    kept as an `.npz` in the cache folder and reused (`cache_weights=False` disables this).
+    `name` is one of `LANGUAGE_MODELS` (`"smollm2"`, `"gemma3-270m"`: the file is found with
+    `locate(name, path)` and its checksum verified), or a path: a `.gguf` file, or a Hugging
+    Face model folder (`config.json`, `*.safetensors` with or without an index,
+    `tokenizer.json`). The architecture is read from the file's metadata (`LanguageModel`
+    lists the supported ones); GGUF weights are dequantised with the `gguf` package, the
+    tokenizer is rebuilt with `tokenizers`. For a pinned artifact the dequantised float32
+    weights are kept as an `.npz` in the cache folder and reused (`cache_weights=False`
+    disables this).
 
     Args:
-        name: `"smollm2"` (the only language model artifact).
-        path: an explicit GGUF file of the llama architecture (any size, e.g. a test model).
+        name: a built-in name or a path (see above).
+        path: with a built-in `name`, an explicit GGUF file to use instead of the artifact
+            (any model of a supported architecture, e.g. a test model).
         dtype: the float dtype of the weights and the computation (`float32`; `float64` for
-            reference checks).
+            reference checks; `bfloat16` trades accuracy for speed).
         batch_size: the most prompts run in one call of the compiled forward pass.
         cache_weights: reuse / write the dequantised-weights cache.
 
@@ -763,31 +920,43 @@ def load_language_model(
         A `LanguageModel`.
 
     Raises:
-        ValueError: unknown `name` (the valid names are listed), or not a llama GGUF.
-        ArtifactNotFoundError: the file is not on this machine (the message gives
-            `infograv fetch smollm2`).
+        ValueError: an unknown name that is not an existing path (the valid names are
+            listed), an unsupported architecture (the supported ones are listed), or an
+            unreadable file.
+        ArtifactNotFoundError: a built-in model is not on this machine (the message gives
+            `infograv fetch NAME`).
         ChecksumError: the artifact is corrupt or truncated.
 
     Example:
         ```python
         from infograv import lm
-        model = lm.load_language_model("smollm2")
+        model = lm.load_language_model("gemma3-270m")
         model.generate("The capital of France is", 3, temperature=0).text
         ```
     """
-    if name != "smollm2":
-        valid = ["smollm2"]
-        raise ValueError(
-            f"name: {name!r} is not a language model; valid names are {valid} "
-            f"(the sentence encoder 'minilm' is loaded with load_sentence_encoder)."
-        )
-    gguf_path = locate(name, path)
-    cache = cache_dir() if cache_weights else None
-    contents = _tensors_cached(gguf_path, read_gguf, cache)
     dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"dtype: must be a float dtype, got {dtype}.")
-    weights = weights_from_tensors(contents.config, contents.tensors, dtype=dtype)
-    tok = build_bpe_tokenizer(contents.tokens, contents.merges, contents.token_types)
-    label = name if path is None else Path(gguf_path).stem
-    return LanguageModel(label, Path(gguf_path), contents.config, weights, tok, batch_size)
+    key = os.fspath(name)
+    if key in LANGUAGE_MODELS:
+        file = locate(key, path)
+        cache = cache_dir() if cache_weights else None
+        contents = _tensors_cached(key, Path(file), read_gguf, cache)
+        label = key if path is None else Path(file).stem
+    else:
+        given = Path(key).expanduser()
+        if path is not None or not given.exists():
+            raise ValueError(
+                f"name: {key!r} is neither a built-in language model {list(LANGUAGE_MODELS)} nor "
+                f"an existing GGUF file or Hugging Face folder (the sentence encoder 'minilm' is "
+                f"loaded with load_sentence_encoder). Supported architectures: "
+                f"{list(ARCHITECTURES)}."
+            )
+        if given.is_dir():
+            config, weights, tok = _load_hf(given, dtype)
+            return LanguageModel(given.name, given, config, weights, tok, batch_size)
+        file, label = given, given.stem
+        contents = read_gguf(file)
+    weights = weights_from_gguf(contents.config, contents.tensors, dtype)
+    tok = _gguf_tokenizer(contents)
+    return LanguageModel(label, Path(file), contents.config, weights, tok, batch_size)
