@@ -40,7 +40,8 @@ print(json.dumps({"build": t1 - t0, "first_call": t2 - t1, "second_build": t3 - 
 def measure(tree: Path, name: str, d: int, timeout: float) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree), JAX_PLATFORMS="cpu")
     try:
-        out = subprocess.run([sys.executable, "-c", CHILD, name, str(d)], env=env,
+        # run inside the tree: `python -c` puts the working folder first on sys.path
+        out = subprocess.run([sys.executable, "-c", CHILD, name, str(d)], env=env, cwd=tree,
                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"> {timeout:.0f} s"}
