@@ -33,7 +33,7 @@ class Prompt:
 
     Attributes:
         id: stable identifier `"<category>-<nnn>"`.
-        category: one of [`CATEGORIES`][infograv.data.prompts.CATEGORIES].
+        category: one of `CATEGORIES` (`infograv.data.prompts.CATEGORIES`).
         text: the prompt; the model continues it.
         answer: the expected completion for `factual` prompts, `None` otherwise.
         split: `"train"` or `"heldout"` (fixed, stored).
