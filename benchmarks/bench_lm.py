@@ -1,16 +1,35 @@
-"""SmolLM2-135M forward throughput: infograv's JAX forward pass against a plain NumPy forward.
+"""SmolLM2-135M on CPU: infograv's JAX forward pass and generation against HF transformers.
 
-Not a test. Compile time and run time are measured separately; run time is the median of
-`--repeats` calls after the first (compiling) call, with `block_until_ready`. The NumPy forward
-below is a straightforward float32 implementation of the same network (the reference a reader
-would write first), checked to agree with JAX before timing.
+Not a test. Both sides run the SAME float32 weights: transformers' `LlamaForCausalLM` is built
+from SmolLM2's configuration and given infograv's dequantised tensors (q/k rows permuted back
+from the GGUF's adjacent-pair rotary layout to the half-split layout transformers uses), in
+float32 torch on the CPU. Every row checks that both sides agree (largest log-probability
+difference at the last position for prefill; identical greedy ids for generation) and prints
+the ratio infograv ÷ transformers in throughput (> 1: infograv is faster).
 
-    .venv/bin/python benchmarks/bench_lm.py                    # table to stdout
-    .venv/bin/python benchmarks/bench_lm.py --out bench.json   # and the numbers as JSON
+Rows:
+- prefill `B × T` (1×32, 1×128, 8×128, 1×512): one forward pass over `B` prompts of `T` random
+  tokens and the next-token log-probabilities at the last position (infograv: what
+  `next_token_logprobs` runs; transformers: `model(ids, logits_to_keep=1)` and a log-softmax);
+- greedy generation of 64 new tokens, batch 1 and 8 (the same prompt `B` times; infograv:
+  `model.sample(..., num_samples=B, temperature=0)`; transformers: `generate(do_sample=False)`
+  with the key/value cache);
+- greedy generation of 64 new tokens for 8 DIFFERENT prompts, left-padded with attention masks
+  (infograv: `model.sample_many`; transformers: `generate` with an attention mask); the ids are
+  also checked against each prompt generated alone;
+- time to first result: a fresh Python process that loads the cached model and prints the most
+  likely next token of one prompt (infograv: `load_language_model("smollm2")`; transformers:
+  `from_pretrained(folder, gguf_file=...)`, its own GGUF reader and tokenizer).
 
-`--threads N` (default 1) limits both sides to the same number of threads: OpenBLAS for NumPy,
-XLA's CPU thread pool for JAX. On a shared machine one thread gives the steadiest numbers;
-OpenBLAS with more threads than free cores slows down by large factors.
+Timing: each row runs the two sides alternately (`--repeats` times after one warm-up call each)
+and reports medians; infograv's compile time is the warm-up call minus the median, reported
+separately. `--threads N` sets XLA's CPU thread pool (one thread: Eigen's pool off) and
+`torch.set_num_threads(N)` before anything runs.
+
+    .venv/bin/pip install torch==2.13.0 transformers accelerate     # the bench extra
+    .venv/bin/python benchmarks/bench_lm.py --threads 1 --out bench1.json
+    .venv/bin/python benchmarks/bench_lm.py --threads 2 --out bench2.json
+    .venv/bin/python benchmarks/bench_lm.py --dtype bfloat16      # reduced precision, accuracy cost
 
 Needs the artifact (`infograv fetch smollm2`). Results for this machine: docs/lm/benchmark.md.
 """
@@ -21,6 +40,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -34,7 +54,7 @@ def _threads_from_argv(argv: list[str]) -> int:
     return 1
 
 
-# thread limits must be set before NumPy and JAX are imported
+# thread limits must be set before NumPy, JAX and torch are imported
 _THREADS = _threads_from_argv(sys.argv)
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = str(_THREADS)
@@ -50,139 +70,240 @@ import numpy as np  # noqa: E402
 
 from infograv import lm  # noqa: E402
 from infograv._io import write_json  # noqa: E402
+from infograv.lm._language_model import _last_hidden  # noqa: E402
+
+PROMPTS = [
+    "The capital of France is",
+    "Water boils at a temperature of",
+    "Once upon a time, there was a little",
+    "The opposite of hot is",
+    "def fibonacci(n):\n    return",
+    "In 1969, three astronauts flew to the Moon and",
+    "The best way to learn a new language is",
+    "Photosynthesis is the process by which plants",
+]
+
+_FIRST_INFOGRAV = """
+from infograv import lm
+m = lm.load_language_model("smollm2")
+logp, _ = m.next_token_logprobs(["The capital of France is"])
+print(repr(m.decode([int(logp[0].argmax())])))
+"""
+
+_FIRST_TRANSFORMERS = """
+import sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+torch.set_num_threads({threads})
+folder, name = sys.argv[1], sys.argv[2]
+tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+ids = tok("The capital of France is", return_tensors="pt")
+with torch.no_grad():
+    z = model(**ids).logits[0, -1]
+print(repr(tok.decode([int(z.argmax())])))
+"""
 
 
-def numpy_forward(w: dict[str, np.ndarray], cfg: lm.LlamaConfig, ids: np.ndarray) -> np.ndarray:
-    """Final hidden states `(B, T, d)` of a llama model, float32 NumPy, full causal attention.
+def hf_model(model: lm.LanguageModel, torch_dtype):  # noqa: ANN001, ANN201
+    """transformers' LlamaForCausalLM with infograv's weights (same float32 values)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    Written as one would for speed in NumPy: 2-D matrix products against weights transposed
-    once to `(in, out)` (see `numpy_weights`), batched `matmul` for attention.
-    """
-    b, t = ids.shape
-    hd, nq, nkv = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
-    x = w["embedding"][ids].reshape(b * t, cfg.d_model)
-    inv = cfg.rope_base ** (-np.arange(hd // 2, dtype=np.float32) * 2 / hd)
-    ang = np.arange(t, dtype=np.float32)[:, None] * inv[None, :]
-    cos, sin = np.cos(ang)[None, None, :, :], np.sin(ang)[None, None, :, :]
+    c = model.config
+    cfg = LlamaConfig(
+        vocab_size=c.vocab_size, hidden_size=c.d_model, intermediate_size=c.d_ff,
+        num_hidden_layers=c.n_layers, num_attention_heads=c.n_heads,
+        num_key_value_heads=c.n_kv_heads, max_position_embeddings=c.context_length,
+        rms_norm_eps=c.norm_eps, rope_theta=c.rope_base, tie_word_embeddings=True,
+        bos_token_id=c.bos_id, eos_token_id=c.eos_id, pad_token_id=c.pad_id,
+        attention_bias=False, mlp_bias=False,
+    )
+    cfg.rope_parameters = {"rope_type": "default", "rope_theta": c.rope_base}
+    hf = LlamaForCausalLM(cfg).eval()
+    w = model.weights
+    h = c.head_size
 
-    def rms(v, g):
-        return v / np.sqrt(np.mean(v * v, axis=-1, keepdims=True) + cfg.norm_eps) * g
+    def unpermute(m: np.ndarray, heads: int) -> np.ndarray:
+        # GGUF rows of a head: pairs (2i, 2i+1) adjacent; transformers: (i, i + h/2)
+        return m.reshape(heads, h // 2, 2, -1).swapaxes(1, 2).reshape(heads * h, -1)
 
-    def heads(v, n):  # (B*T, n*hd) -> (B, n, T, hd)
-        return v.reshape(b, t, n, hd).transpose(0, 2, 1, 3)
-
-    def rope(v):
-        v0, v1 = v[..., 0::2], v[..., 1::2]
-        out = np.empty_like(v)
-        out[..., 0::2] = v0 * cos - v1 * sin
-        out[..., 1::2] = v0 * sin + v1 * cos
-        return out
-
-    causal = np.triu(np.full((t, t), -np.inf, dtype=np.float32), 1)
-    rep = nq // nkv
-    scale = np.float32(1 / np.sqrt(hd))
-    for i in range(cfg.n_layers):
-        a = rms(x, w["attn_norm"][i])
-        q = rope(heads(a @ w["wq"][i], nq))
-        k = np.repeat(rope(heads(a @ w["wk"][i], nkv)), rep, axis=1)
-        v = np.repeat(heads(a @ w["wv"][i], nkv), rep, axis=1)
-        s = (q @ k.transpose(0, 1, 3, 2)) * scale + causal
-        s = np.exp(s - s.max(-1, keepdims=True))
-        s /= s.sum(-1, keepdims=True)
-        o = (s @ v).transpose(0, 2, 1, 3).reshape(b * t, nq * hd)
-        x = x + o @ w["wo"][i]
-        f = rms(x, w["ffn_norm"][i])
-        g = f @ w["w_gate"][i]
-        x = x + ((g / (1 + np.exp(-g))) * (f @ w["w_up"][i])) @ w["w_down"][i]
-    return rms(x, w["final_norm"]).reshape(b, t, cfg.d_model)
-
-
-def numpy_weights(weights: lm.LlamaWeights) -> dict[str, np.ndarray]:
-    """The weights as NumPy float32, matrices transposed once to `(in, out)`, contiguous."""
-    out = {"embedding": np.asarray(weights.embedding), "final_norm": np.asarray(weights.final_norm)}
-    for f in ("attn_norm", "ffn_norm"):
-        out[f] = np.asarray(getattr(weights.layers, f))
-    for f in ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"):
-        out[f] = np.ascontiguousarray(np.asarray(getattr(weights.layers, f)).transpose(0, 2, 1))
-    return out
+    sd = {"model.embed_tokens.weight": np.asarray(w.embedding),
+          "model.norm.weight": np.asarray(w.final_norm.w),
+          "lm_head.weight": np.asarray(w.embedding)}
+    for i, b in enumerate(w.blocks):
+        p = f"model.layers.{i}."
+        sd[p + "input_layernorm.weight"] = np.asarray(b.attn_norm.w)
+        sd[p + "post_attention_layernorm.weight"] = np.asarray(b.ffn_norm.w)
+        # infograv keeps (in, out) matrices; transformers (out, in)
+        sd[p + "self_attn.q_proj.weight"] = unpermute(np.asarray(b.wq).T, c.n_heads)
+        sd[p + "self_attn.k_proj.weight"] = unpermute(np.asarray(b.wk).T, c.n_kv_heads)
+        sd[p + "self_attn.v_proj.weight"] = np.asarray(b.wv).T
+        sd[p + "self_attn.o_proj.weight"] = np.asarray(b.wo).T
+        sd[p + "mlp.gate_proj.weight"] = np.asarray(b.w_gate).T
+        sd[p + "mlp.up_proj.weight"] = np.asarray(b.w_up).T
+        sd[p + "mlp.down_proj.weight"] = np.asarray(b.w_down).T
+    missing, unexpected = hf.load_state_dict(
+        {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sd.items()}, strict=False
+    )
+    if unexpected or [m for m in missing if "rotary" not in m]:
+        raise RuntimeError(f"state dict mismatch: missing {missing}, unexpected {unexpected}")
+    hf.tie_weights()
+    return hf.to(torch_dtype)
 
 
-def _time(fn, repeats: int) -> tuple[float, float]:
+def _interleaved(fa, fb, repeats: int) -> tuple[float, float, float, float]:  # noqa: ANN001
+    """Warm-up call of each, then `repeats` alternating calls; (first_a, med_a, first_b, med_b)."""
     t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    runs = []
+    fa()
+    first_a = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fb()
+    first_b = time.perf_counter() - t0
+    ra, rb = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t0)
-    return first, statistics.median(runs)
+        fa()
+        ra.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fb()
+        rb.append(time.perf_counter() - t0)
+    return first_a, statistics.median(ra), first_b, statistics.median(rb)
 
 
-def main() -> None:
+def _first_result(threads: int, gguf: str) -> tuple[float, float, str, str]:
+    env = dict(os.environ)
+    t0 = time.perf_counter()
+    a = subprocess.run([sys.executable, "-c", _FIRST_INFOGRAV], capture_output=True, text=True,
+                       env=env, check=True)
+    t_inf = time.perf_counter() - t0
+    folder, name = os.path.split(gguf)
+    t0 = time.perf_counter()
+    b = subprocess.run(
+        [sys.executable, "-c", _FIRST_TRANSFORMERS.format(threads=threads), folder, name],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    t_hf = time.perf_counter() - t0
+    return t_inf, t_hf, a.stdout.strip(), b.stdout.strip()
+
+
+def main() -> None:  # noqa: PLR0915
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shapes", default="1x32,1x128,4x128,1x512",
-                    help="comma-separated BATCHxLENGTH")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--numpy-repeats", type=int, default=1)
-    ap.add_argument("--samples", type=int, default=8, help="parallel samples in the last run")
-    ap.add_argument("--new-tokens", type=int, default=32, help="generation benchmark length")
+    ap.add_argument("--shapes", default="1x32,1x128,8x128,1x512",
+                    help="prefill rows, comma-separated BATCHxLENGTH")
+    ap.add_argument("--repeats", type=int, default=3, help="timed calls per side and row")
+    ap.add_argument("--new-tokens", type=int, default=64, help="generation length")
+    ap.add_argument("--threads", type=int, default=1, help="threads for JAX and torch")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="infograv's weights and arithmetic (transformers stays float32)")
+    ap.add_argument("--skip-first", action="store_true", help="skip the fresh-process row")
     ap.add_argument("--out", help="write the numbers as JSON here")
-    ap.add_argument("--threads", type=int, default=1, help="threads for NumPy and JAX")
     args = ap.parse_args()
 
-    model = lm.load_language_model("smollm2")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = lm.load_language_model("smollm2", dtype=getattr(jnp, args.dtype))
+    ref32 = model if args.dtype == "float32" else lm.load_language_model("smollm2")
+    hf = hf_model(ref32, torch.float32)
     cfg, W = model.config, model.weights
-    npw = numpy_weights(W)
-    fwd = jax.jit(lm.llama_forward)
     rng = np.random.default_rng(0)
-    rows = []
+    rows: list[dict] = []
+
+    def report(row: dict) -> None:
+        rows.append(row)
+        print(f"{row['work']:34s} infograv {row['infograv_s'] * 1e3:9.1f} ms   transformers "
+              f"{row['transformers_s'] * 1e3:9.1f} ms   ratio {row['ratio']:5.2f}x   compile "
+              f"{row['compile_s']:5.1f} s   {row['check']}", flush=True)
+
+    print(f"threads {args.threads}, dtype {args.dtype}, repeats {args.repeats}, "
+          f"load {os.getloadavg()[0]:.1f}", flush=True)
     for shape in args.shapes.split(","):
         b, t = (int(s) for s in shape.split("x"))
-        ids = rng.integers(0, cfg.vocab_size, size=(b, t)).astype(np.int32)
-        jids = jnp.asarray(ids)
-        # first call (trace + compile + run) before anything else touches this shape
-        first, run = _time(lambda jids=jids: fwd(W, jids)["hidden"].block_until_ready(),
-                           args.repeats)
-        got = np.asarray(fwd(W, jids)["hidden"])
-        _, np_run = _time(lambda ids=ids: numpy_forward(npw, cfg, ids), args.numpy_repeats)
-        err = float(np.abs(got - numpy_forward(npw, cfg, ids)).max())
-        rows.append({
-            "batch": b, "length": t, "jax_compile_s": first - run, "jax_run_s": run,
-            "jax_tokens_per_s": b * t / run, "numpy_run_s": np_run,
-            "numpy_tokens_per_s": b * t / np_run, "speedup": np_run / run,
-            "max_abs_diff_hidden": err,
-        })
-        r = rows[-1]
-        print(f"B={b:3d} T={t:4d}  JAX compile {r['jax_compile_s']:6.2f} s  run "
-              f"{run * 1e3:8.1f} ms ({r['jax_tokens_per_s']:8.0f} tok/s)  NumPy "
-              f"{np_run * 1e3:8.1f} ms ({r['numpy_tokens_per_s']:8.0f} tok/s)  "
-              f"x{r['speedup']:.2f}  max|dh| {err:.1e}", flush=True)
+        ids = rng.integers(3, cfg.vocab_size, size=(b, t)).astype(np.int32)
+        jids, lengths = jnp.asarray(ids), jnp.full((b,), t, dtype=jnp.int32)
+        tids = torch.from_numpy(ids.astype(np.int64))
+
+        def run_jax(jids=jids, lengths=lengths):  # noqa: ANN001, ANN202
+            return _last_hidden(W, jids, lengths)[0].block_until_ready()
+
+        def run_hf(tids=tids):  # noqa: ANN001, ANN202
+            with torch.no_grad():
+                return torch.log_softmax(hf(tids, logits_to_keep=1).logits[:, -1].double(), -1)
+
+        fj, mj, _, mh = _interleaved(run_jax, run_hf, args.repeats)
+        diff = float(np.abs(np.asarray(run_jax(), dtype=np.float64) - run_hf().numpy()).max())
+        report({"work": f"prefill {b}x{t} ({b * t / mj:.0f} tok/s)", "infograv_s": mj,
+                "transformers_s": mh, "ratio": mh / mj, "compile_s": fj - mj,
+                "check": f"max|dlogp| {diff:.1e}", "tokens_per_s": b * t / mj})
 
     n = args.new_tokens
-    prompt = "The capital of France is"
-    t0 = time.perf_counter()
-    model.generate(prompt, n, temperature=0, stop=False)
-    gen_first = time.perf_counter() - t0
-    _, gen_run = _time(lambda: model.generate(prompt, n, temperature=0, stop=False),
-                       args.repeats)
-    k = args.samples
-    _, par_run = _time(
-        lambda: model.sample(prompt, n, num_samples=k, temperature=1.0, seed=0, stop=False), 1
-    )
-    gen = {"new_tokens": n, "first_call_s": gen_first, "run_s": gen_run,
-           "tokens_per_s": n / gen_run, "parallel_samples": k, "parallel_run_s": par_run,
-           "parallel_tokens_per_s": n * k / par_run}
-    print(f"generate {n} tokens (KV cache, greedy): first call {gen_first:.2f} s, then "
-          f"{gen_run:.3f} s ({n / gen_run:.0f} tok/s); {k} samples in parallel: "
-          f"{par_run:.3f} s ({n * k / par_run:.0f} tok/s)")
+    prompt = PROMPTS[0]
+    pids = model.encode(prompt)
+    for b in (1, 8):
+        out: dict = {}
+
+        def gen_jax(b=b, out=out):  # noqa: ANN001, ANN202
+            gs = model.sample(prompt, n, num_samples=b, temperature=0, stop=False)
+            out["jax"] = [g.token_ids for g in gs]
+
+        def gen_hf(b=b, out=out):  # noqa: ANN001, ANN202
+            x = torch.tensor([pids] * b)
+            with torch.no_grad():
+                y = hf.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n,
+                                min_new_tokens=n, do_sample=False, top_p=None, top_k=None,
+                                pad_token_id=cfg.pad_id)
+            out["hf"] = y[:, len(pids):].tolist()
+
+        fj, mj, _, mh = _interleaved(gen_jax, gen_hf, args.repeats)
+        same = out["jax"] == out["hf"]
+        report({"work": f"greedy {n} new, batch {b} ({n * b / mj:.0f} tok/s)",
+                "infograv_s": mj, "transformers_s": mh, "ratio": mh / mj,
+                "compile_s": fj - mj, "check": f"identical ids {same}",
+                "tokens_per_s": n * b / mj})
+
+    rows_ids = [model.encode(p) for p in PROMPTS]
+    width = max(len(r) for r in rows_ids)
+    out2: dict = {}
+
+    def many_jax() -> None:
+        out2["jax"] = [g.token_ids for g in
+                       model.sample_many(PROMPTS, n, temperature=0, stop=False)]
+
+    def many_hf() -> None:
+        x = torch.tensor([[cfg.pad_id] * (width - len(r)) + r for r in rows_ids])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows_ids])
+        with torch.no_grad():
+            y = hf.generate(x, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
+                            do_sample=False, top_p=None, top_k=None, pad_token_id=cfg.pad_id)
+        out2["hf"] = y[:, width:].tolist()
+
+    fj, mj, _, mh = _interleaved(many_jax, many_hf, args.repeats)
+    alone = [model.generate(p, n, temperature=0, stop=False).token_ids for p in PROMPTS]
+    agree = sum(a == b for a, b in zip(out2["jax"], out2["hf"], strict=True))
+    report({"work": f"greedy {n} new, 8 different prompts", "infograv_s": mj,
+            "transformers_s": mh, "ratio": mh / mj, "compile_s": fj - mj,
+            "check": f"= one at a time {out2['jax'] == alone}; = transformers {agree}/8",
+            "tokens_per_s": 8 * n / mj})
+
+    if not args.skip_first:
+        t_inf, t_hf, a, b2 = _first_result(args.threads, str(model.path))
+        rows.append({"work": "time to first result (fresh process)", "infograv_s": t_inf,
+                     "transformers_s": t_hf, "ratio": t_hf / t_inf, "compile_s": 0.0,
+                     "check": f"{a} / {b2}"})
+        print(f"{'time to first result':34s} infograv {t_inf:9.1f} s    transformers "
+              f"{t_hf:9.1f} s    ratio {t_hf / t_inf:5.2f}x   {a} / {b2}", flush=True)
+
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if args.out:
+        import transformers
+
         write_json(args.out, {
-            "forward": rows, "generate": gen,
-            "settings": vars(args),
+            "rows": rows, "settings": vars(args),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                         "jax": jax.__version__, "numpy": np.__version__,
-                        "device": str(jax.devices()[0])},
+                        "torch": torch.__version__, "transformers": transformers.__version__,
+                        "load_average": os.getloadavg()},
         })
 
 

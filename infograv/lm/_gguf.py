@@ -2,7 +2,8 @@ r"""Reading a GGUF file: hyperparameters, dequantised weights, tokenizer.
 
 The `gguf` package (pure Python) parses the file and dequantises every tensor (Q4_K, Q5_0,
 Q6_K, Q8_0, Q4_1, F16, F32, …) to float32. GGUF stores a matrix with `ne = [in, out]`, which
-NumPy sees as `(out, in)`: the PyTorch `nn.Linear` layout, `y = W x`.
+NumPy sees as `(out, in)`: the PyTorch `nn.Linear` layout, `y = W x`; `weights_from_gguf`
+stores the projections transposed, `(in, out)` (see `Block`).
 
 The architecture is read from `general.architecture`, never from the file name:
 
@@ -206,10 +207,11 @@ def weights_from_gguf(
     """
     import jax.numpy as jnp
 
-    def get(name: str) -> Any:
+    def get(name: str, *, t: bool = False) -> Any:
         if name not in tensors:
             raise ValueError(f"tensors: the GGUF file has no tensor {name!r}.")
-        return jnp.asarray(tensors[name], dtype=dtype)
+        a = tensors[name]
+        return jnp.asarray(a.T if t else a, dtype=dtype)
 
     def opt(name: str) -> Any:
         return jnp.asarray(tensors[name], dtype=dtype) if name in tensors else None
@@ -220,12 +222,12 @@ def weights_from_gguf(
         p = f"blk.{i}."
         blocks.append(Block(
             attn_norm=Norm(get(p + "attn_norm.weight")),
-            wq=get(p + "attn_q.weight"), wk=get(p + "attn_k.weight"),
-            wv=get(p + "attn_v.weight"), wo=get(p + "attn_output.weight"),
+            wq=get(p + "attn_q.weight", t=True), wk=get(p + "attn_k.weight", t=True),
+            wv=get(p + "attn_v.weight", t=True), wo=get(p + "attn_output.weight", t=True),
             bq=opt(p + "attn_q.bias"), bk=opt(p + "attn_k.bias"), bv=opt(p + "attn_v.bias"),
             ffn_norm=Norm(get(p + "ffn_norm.weight")),
-            w_gate=get(p + "ffn_gate.weight"), w_up=get(p + "ffn_up.weight"),
-            w_down=get(p + "ffn_down.weight"),
+            w_gate=get(p + "ffn_gate.weight", t=True), w_up=get(p + "ffn_up.weight", t=True),
+            w_down=get(p + "ffn_down.weight", t=True),
             q_norm=get(p + "attn_q_norm.weight") if gemma else None,
             k_norm=get(p + "attn_k_norm.weight") if gemma else None,
             post_attn_norm=Norm(get(p + "post_attention_norm.weight")) if gemma else None,

@@ -8,7 +8,8 @@ little-endian data), so bfloat16 weights need no framework: they are widened to 
 a bit shift. Hugging Face layouts differ from GGUF in two places handled here: rotary
 embeddings act on the two halves of each head (`position = "rope_half"`), and Gemma's RMSNorm
 weights are stored as `w` with the model computing `x (1 + w)`, so 1 is added on loading. GPT-2
-stores its projections as `(in, out)` ("Conv1D"); they are transposed to `(out, in)`.
+stores its projections as `(in, out)` ("Conv1D"), the layout `Block` keeps; the `(out, in)`
+matrices of the other architectures are transposed once on loading.
 """
 
 from __future__ import annotations
@@ -201,17 +202,17 @@ def weights_from_hf(
         d = c.d_model
         for i in range(c.n_layers):
             p = f"h.{i}."
-            qkv = raw(p + "attn.c_attn.weight").T  # (3d, d)
+            qkv = raw(p + "attn.c_attn.weight")  # Conv1D: (d, 3d), already (in, out)
             bqkv = raw(p + "attn.c_attn.bias")
             blocks.append(Block(
                 attn_norm=Norm(get(p + "ln_1.weight"), get(p + "ln_1.bias")),
-                wq=jnp.asarray(qkv[:d], dtype), wk=jnp.asarray(qkv[d:2 * d], dtype),
-                wv=jnp.asarray(qkv[2 * d:], dtype), bq=jnp.asarray(bqkv[:d], dtype),
+                wq=jnp.asarray(qkv[:, :d], dtype), wk=jnp.asarray(qkv[:, d:2 * d], dtype),
+                wv=jnp.asarray(qkv[:, 2 * d:], dtype), bq=jnp.asarray(bqkv[:d], dtype),
                 bk=jnp.asarray(bqkv[d:2 * d], dtype), bv=jnp.asarray(bqkv[2 * d:], dtype),
-                wo=get(p + "attn.c_proj.weight", transpose=True), bo=get(p + "attn.c_proj.bias"),
+                wo=get(p + "attn.c_proj.weight"), bo=get(p + "attn.c_proj.bias"),
                 ffn_norm=Norm(get(p + "ln_2.weight"), get(p + "ln_2.bias")),
-                w_up=get(p + "mlp.c_fc.weight", transpose=True), b_up=get(p + "mlp.c_fc.bias"),
-                w_down=get(p + "mlp.c_proj.weight", transpose=True),
+                w_up=get(p + "mlp.c_fc.weight"), b_up=get(p + "mlp.c_fc.bias"),
+                w_down=get(p + "mlp.c_proj.weight"),
                 b_down=get(p + "mlp.c_proj.bias"),
             ))
         return DecoderWeights(
@@ -229,12 +230,15 @@ def weights_from_hf(
                         else "post_attention_layernorm.weight")
         blocks.append(Block(
             attn_norm=Norm(get(p + "input_layernorm.weight", plus=one)),
-            wq=get(a + "q_proj.weight"), wk=get(a + "k_proj.weight"),
-            wv=get(a + "v_proj.weight"), wo=get(a + "o_proj.weight"),
+            wq=get(a + "q_proj.weight", transpose=True),
+            wk=get(a + "k_proj.weight", transpose=True),
+            wv=get(a + "v_proj.weight", transpose=True),
+            wo=get(a + "o_proj.weight", transpose=True),
             bq=opt(a + "q_proj.bias"), bk=opt(a + "k_proj.bias"), bv=opt(a + "v_proj.bias"),
             ffn_norm=Norm(get(ffn_norm, plus=one)),
-            w_gate=get(m + "gate_proj.weight"), w_up=get(m + "up_proj.weight"),
-            w_down=get(m + "down_proj.weight"),
+            w_gate=get(m + "gate_proj.weight", transpose=True),
+            w_up=get(m + "up_proj.weight", transpose=True),
+            w_down=get(m + "down_proj.weight", transpose=True),
             q_norm=get(a + "q_norm.weight", plus=1.0) if gemma else None,
             k_norm=get(a + "k_norm.weight", plus=1.0) if gemma else None,
             post_attn_norm=Norm(get(p + "post_attention_layernorm.weight", plus=1.0))
