@@ -445,3 +445,14 @@ def test_expression_error_is_raised_for_bad_syntax():
         Potential.from_expr("G*M*(r", {"G": 1.0}, name="x")
     with pytest.raises(ValueError, match="name: expected a name"):
         Potential.from_expr("G*M/r", {"G": 1.0}, name="has space")
+
+
+def test_a_long_flat_sum_is_an_accepted_kernel(rng):
+    # 60 terms sum_k r^k/(k+1): flat, not deep, so the parser accepts it (and building it
+    # asks SymPy no sign questions); compared with NumPy's evaluation of the same sum.
+    expr = "G*M*(" + " + ".join(f"r**{k}/{k + 1}" for k in range(1, 61)) + ")"
+    phi = Potential.from_expr(expr, {"G": 1.0}, name="series")
+    assert not phi.singular
+    r = rng.uniform(0.1, 0.9, 5)
+    ref = sum(r**k / (k + 1) for k in range(1, 61))
+    np.testing.assert_allclose(np.asarray(phi(r, 1.0)), ref, rtol=1e-13)

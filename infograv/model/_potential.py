@@ -102,6 +102,29 @@ def _concrete(value: Any) -> float | None:
     return float(np.asarray(value))
 
 
+_X = sp.Symbol("x")  # no assumptions: differentiating in it asks SymPy nothing about signs
+
+
+def _numeric(expr: sp.Expr, values: Mapping[str, Any]) -> sp.Expr:
+    """`expr` with M = 1, the parameters at their (concrete, else 1) values, r -> `_X`."""
+    syms = sorted(expr.free_symbols - {_k.r, _k.M}, key=lambda s: s.name)
+    probe = {s: sp.Float(1.0 if (v := _concrete(values[s.name])) is None else v) for s in syms}
+    return expr.xreplace({**probe, _k.M: sp.Integer(1), _k.r: _X})
+
+
+def _evaluate(f: sp.Expr, at: float) -> complex | None:
+    """`f(at)` in NumPy/SciPy float64, `None` when the evaluation raises."""
+    with np.errstate(all="ignore"):
+        try:
+            return complex(sp.lambdify(_X, f, modules=["scipy", "numpy"])(np.float64(at)))
+        except (ZeroDivisionError, OverflowError, ValueError, TypeError):
+            return None
+
+
+def _finite_real(v: complex | None) -> bool:
+    return v is not None and bool(np.isfinite(v.real)) and v.imag == 0
+
+
 def _is_singular(expr: sp.Expr, values: Mapping[str, Any]) -> bool:
     r"""Whether $\Phi$ or $d\Phi/dr$ is not finite at $r = 0$ (M = 1, the given parameters).
 
@@ -109,19 +132,8 @@ def _is_singular(expr: sp.Expr, values: Mapping[str, Any]) -> bool:
     cost grows fast with the expression, and no JAX compilation): NaN (e.g. $0\cdot\infty$)
     counts as singular, which is the safe side (the clamp keeps values and gradients finite).
     """
-    syms = sorted(expr.free_symbols - {_k.r, _k.M}, key=lambda s: s.name)
-    probe = {s: (1.0 if (v := _concrete(values[s.name])) is None else v) for s in syms}
-    at = expr.xreplace({**probe, _k.M: sp.Integer(1)})
-    zero = np.float64(0.0)
-    with np.errstate(all="ignore"):
-        for f in (at, sp.diff(at, _k.r)):
-            try:
-                val = complex(sp.lambdify(_k.r, f, modules=["scipy", "numpy"])(zero))
-            except (ZeroDivisionError, OverflowError, ValueError, TypeError):
-                return True
-            if not (np.isfinite(val.real) and val.imag == 0):
-                return True
-    return False
+    at = _numeric(expr, values)
+    return not all(_finite_real(_evaluate(f, 0.0)) for f in (at, sp.diff(at, _X)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -374,22 +386,14 @@ class Potential(eqx.Module):
             raise ValueError(f"{what}: the potential must depend on r, got {phi}.")
         if phi.atoms(sp.I) or phi.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
             raise ValueError(f"{what}: the potential must be real and finite, got {phi}.")
-        try:
-            out = cls(name, d, r_min=r_min, _expr=phi, **values)
-            with jax.numpy_rank_promotion("allow"):
-                probe = out(jnp.ones(()), jnp.ones(()))
-        except OverflowError:
-            raise ValueError(
-                f"{what}: a constant in the potential does not fit the integer type of JAX's "
-                "current precision (enable float64 with jax_enable_x64, or rescale it)."
-            ) from None
-        c = _concrete(probe)
-        if c is not None and not math.isfinite(c):
+        probe = _evaluate(_numeric(phi, values), 1.0)
+        if not _finite_real(probe):
             raise ValueError(
                 f"{what}: the potential is not a finite real number at r = 1, M = 1 with the "
-                f"initial parameters {values} (got {c}); check the expression and the values."
+                f"initial parameters {values} (got {probe}); check the expression and the "
+                "values."
             )
-        return out
+        return cls(name, d, r_min=r_min, _expr=phi, **values)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Potential:
