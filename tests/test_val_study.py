@@ -8,14 +8,20 @@ the `artifact`-marked test at the end.
 import json
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-import sympy as sp
 
-from infograv.experiments import _kernel_fit as kfit, _validation as val
+from infograv.experiments import _stats as st, _validation as val
+from infograv.model import Potential, Query, SemanticSpace, energies
+from infograv.model._fit import (
+    PotentialFit,
+    fit_potential,
+    kl_per_prompt,
+    length_unit,
+    prepare_fit_data,
+)
 from infograv.symbolic import kernels as K
 
 # --- a fake language model -------------------------------------------------------------------
@@ -51,6 +57,9 @@ class FakeLM:
         hs = np.stack([self._hidden(self.encode(p)) for p in prompts])
         return np.stack([self._logp(h) for h in hs]), hs
 
+    def surprisal_bits_many(self, texts):
+        return np.array([-self.sequence_logprobs(t).sum() / np.log(2) for t in texts])
+
     def sequence_logprobs(self, text):
         ids = self.encode(text)
         return np.array([self._logp(self._hidden(ids[:k]))[ids[k]] for k in range(1, len(ids))])
@@ -77,120 +86,160 @@ class FakeLM:
 # --- fake next-token data from a known kernel --------------------------------------------------
 
 
+def _softmax_rows(z):
+    logp = z - z.max(1, keepdims=True)
+    return logp - np.log(np.exp(logp).sum(1, keepdims=True))
+
+
 def _gaussian_truth(rng, n_vocab=300, d=6, n=160, a=1.3, g=6.0, sigma=1.1):
     """Distributions P_i ∝ exp(G exp(-|x_i - x_q|^2 / 2 sigma^2)), x_q = a h + 0.2."""
     emb = rng.normal(size=(n_vocab, d))
     h = rng.normal(size=(n, d))
     q = a * h + 0.2
     r2 = ((q[:, None, :] - emb[None]) ** 2).sum(-1)
-    z = g * np.exp(-r2 / (2 * sigma**2))
-    logp = z - z.max(1, keepdims=True)
-    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
-    return emb, h, logp
+    return emb, h, _softmax_rows(g * np.exp(-r2 / (2 * sigma**2)))
+
+
+def _harmonic_truth(rng, n_vocab=200, d=5, n=80, a=1.7, k=0.8):
+    """P_i ∝ exp(-k |x_i - a h|^2 / 2): the harmonic kernel with the scalar map."""
+    emb = rng.normal(size=(n_vocab, d))
+    h = rng.normal(size=(n, d))
+    r2 = ((a * h[:, None, :] - emb[None]) ** 2).sum(-1)
+    return emb, h, _softmax_rows(-0.5 * k * r2)
+
+
+def _fit(name, emb, h, logp, *, unit=None, d=3, **kw):
+    unit = unit or length_unit(h, logp, emb)
+    data = prepare_fit_data(h, logp, emb, unit)
+    return fit_potential(Potential(name, d), data, unit=unit, **kw), data
 
 
 def test_fit_recovers_known_gaussian_kernel(rng):
-    emb, h, logp = _gaussian_truth(rng)
-    fam = val.kernel_family("gaussian")
-    fit = val.fit_kernel(fam, h[:100], logp[:100], emb, top_k=32, n_rest=128, steps=800,
-                         learning_rate=0.03)
-    # Noise-free data, 100 prompts x 33 buckets: the only error is the sampled remainder
-    # estimate and finite optimisation; 2 % is well above what remains and well below a wrong fit.
-    assert fit["params"]["sigma"] == pytest.approx(1.1, rel=0.02)
-    assert fit["params"]["G"] == pytest.approx(6.0, rel=0.02)
-    assert float(jnp.mean(fit["theta"]["a"])) == pytest.approx(1.3, rel=0.02)
-    # Adam decreased the loss
-    assert fit["losses"][-1] < 0.01 * fit["losses"][0]
-
-
-def test_topk_loss_with_diagonal_map_also_recovers_the_kernel(rng):
     emb, h, logp = _gaussian_truth(rng, n=100)
-    fam = val.kernel_family("gaussian")
-    fit = val.fit_kernel(fam, h, logp, emb, top_k=32, n_rest=128, steps=800,
-                         learning_rate=0.03, query_map="diagonal", loss="topk")
-    # the remainder bucket is estimated from 128 of 268 other tokens: 3 % covers that noise
-    assert fit["params"]["sigma"] == pytest.approx(1.1, rel=0.03)
-    np.testing.assert_allclose(np.asarray(fit["theta"]["a"]), 1.3, rtol=0.05)
+    fit, _ = _fit("gaussian", emb, h, logp, max_steps=400)
+    # noise-free data from the model itself: the optimum is the truth; 1e-3 relative is far
+    # above L-BFGS's end point and far below any wrong fit. Lengths are in units of fit.unit.
+    assert fit.converged
+    assert fit.params["sigma"] * fit.unit == pytest.approx(1.1, rel=1e-3)
+    assert fit.params["G"] == pytest.approx(6.0, rel=1e-3)
+    assert fit.a == pytest.approx(1.3, rel=1e-3)
+    np.testing.assert_allclose(fit.b * fit.unit, 0.2, atol=1e-3)
+    np.testing.assert_allclose(fit.c, 0.0, atol=1e-3)
+    assert fit.train_kl < 1e-8
+    # the convergence rule held at the end: gradient norm at most gtol
+    assert fit.grad_norm <= 1e-6
 
 
-def test_full_loss_is_the_exact_mean_kl(rng):
-    # independent reference: KL computed in NumPy from explicit distances x_q = a h + b
+def test_training_energies_equal_the_model_layers_energies(rng):
+    # the fast path (precomputed h.x) against infograv.model.energies through SemanticSpace/Query,
+    # and both against an explicit NumPy reference of U_i = Phi(|x_i - a h - b|) + c.x_i
     emb, h, logp = _gaussian_truth(rng, n_vocab=50, n=7)
-    fam = val.kernel_family("plummer")
-    theta = {"a": jnp.asarray(0.8), "b": jnp.asarray(rng.normal(size=6)),
-             "log": {"G": jnp.asarray(0.4), "epsilon": jnp.asarray(-0.3)}}
-    loss = kfit._full_loss(fam, h, logp, emb, jnp.float64)
-    q = 0.8 * h + np.asarray(theta["b"])
-    r = np.sqrt(((q[:, None, :] - emb[None]) ** 2).sum(-1))
-    z = math.exp(0.4) / np.sqrt(r**2 + math.exp(-0.3) ** 2)  # -U for Plummer in d = 3, M = 1
-    logq = z - z.max(1, keepdims=True)
-    logq -= np.log(np.exp(logq).sum(1, keepdims=True))
-    expected = np.mean(np.sum(np.exp(logp) * (logp - logq), axis=1))
+    fit, data = _fit("plummer", emb, h, logp, max_steps=5)
+    fit.a, fit.b, fit.c = 0.8, rng.normal(size=6), rng.normal(size=6) * 0.1
+    q = 0.8 * h / fit.unit + fit.b
+    r = np.sqrt(((q[:, None, :] - emb[None] / fit.unit) ** 2).sum(-1))
+    G, eps = fit.params["G"], fit.params["epsilon"]
+    u = -G / np.sqrt(r**2 + eps**2) + (emb / fit.unit) @ fit.c   # Plummer, d = 3, M = 1
+    logq = _softmax_rows(-u)
+    expected = np.sum(np.exp(logp) * (logp - logq), axis=1)
     # float64 round-off in sums over 50 tokens
-    assert float(loss(theta, jnp.arange(7))) == pytest.approx(expected, rel=1e-10)
-    assert float(loss(theta, jnp.arange(3))) == pytest.approx(
-        np.mean(np.sum(np.exp(logp[:3]) * (logp[:3] - logq[:3]), axis=1)), rel=1e-10)
+    np.testing.assert_allclose(kl_per_prompt(fit, data), expected, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(fit.log_probs(h, emb), logq, rtol=1e-10, atol=1e-12)
+
+
+def test_saved_fit_reloads_to_the_same_heldout_kl(rng, tmp_path):
+    emb, h, logp = _gaussian_truth(rng, n=60)
+    fit, _ = _fit("gaussian", emb, h[:40], logp[:40], max_steps=50)
+    path = tmp_path / "fit.json"
+    path.write_text(json.dumps(fit.to_dict()))
+    back = PotentialFit.from_dict(json.loads(path.read_text()))
+    a, b = fit.log_probs(h[40:], emb), back.log_probs(h[40:], emb)
+    assert np.array_equal(a, b)  # exactly: floats round-trip through JSON
+
+
+@pytest.mark.parametrize("name, shape", [("gaussian", {"sigma": 30.0}),
+                                         ("plummer", {"epsilon": 30.0})])
+def test_family_containing_the_harmonic_limit_is_never_worse(rng, name, shape):
+    # The truth is harmonic. Gaussian and Plummer contain it as a limit; with the start at the
+    # harmonic fit they must reach its held-out KL within 1e-3 nats (the issue's property).
+    emb, h, logp = _harmonic_truth(rng)
+    unit = length_unit(h[:50], logp[:50], emb)
+    dtr = prepare_fit_data(h[:50], logp[:50], emb, unit)
+    dte = prepare_fit_data(h[50:], logp[50:], emb, unit)
+    harm = fit_potential(Potential("harmonic", 3), dtr, unit=unit, query_map="scalar",
+                         max_steps=200)
+    other = fit_potential(Potential(name, 3), dtr, unit=unit, query_map="scalar",
+                          limit_starts=[(harm, shape)], max_steps=200)
+    assert any(s["label"] == "limit:harmonic" for s in other.starts)
+    assert other.train_kl <= harm.train_kl + 1e-9
+    assert np.mean(kl_per_prompt(other, dte)) <= np.mean(kl_per_prompt(harm, dte)) + 1e-3
+
+
+def test_bootstrap_weights_change_the_fit_like_duplicated_prompts(rng):
+    # weight 2 on a prompt is the same loss as that prompt listed twice
+    emb, h, logp = _harmonic_truth(rng, n=12)
+    logp = _softmax_rows(logp + 0.3 * rng.normal(size=logp.shape))  # a misspecified truth
+    w = np.ones(12)
+    w[3] = 2.0
+    a, _ = _fit("harmonic", emb, h, logp, unit=1.0, query_map="scalar", weights=w)
+    hh, lp = np.concatenate([h, h[3:4]]), np.concatenate([logp, logp[3:4]])
+    b, _ = _fit("harmonic", emb, hh, lp, unit=1.0, query_map="scalar")
+    assert a.train_kl == pytest.approx(b.train_kl, rel=1e-8)
+    assert a.params["k"] == pytest.approx(b.params["k"], rel=1e-5)
 
 
 def test_gaussian_truth_beats_harmonic_on_heldout(rng):
     emb, h, logp = _gaussian_truth(rng)
-    settings = val.ValidationSettings(families=("gaussian", "harmonic"), steps=600, top_k=32,
-                                      n_rest=128, n_boot=300)
+    settings = val.ValidationSettings(families=("gaussian", "harmonic"), kernel_dims=(),
+                                      query_maps=("affine",), n_refits=2, refit_steps=20,
+                                      n_boot=500)
     res = val.fit_study({"train": (logp[:100], h[:100]), "heldout": (logp[100:], h[100:])},
                         emb, settings)
-    g, hm = res["families"]["gaussian"], res["families"]["harmonic"]
-    assert g["mean_kl"][0] < 1e-3 < hm["mean_kl"][0]
-    # the paired difference has a CI entirely below zero, so the verdict logic says "holds"
-    diff = res["paired_kl_difference"]["gaussian"]
-    assert diff[2] < 0
-    verdicts = val.verdict_table({"fit": res})
-    assert [v.outcome for v in verdicts] == ["holds"]
-    assert g["top1_agreement"][0] == 1.0
+    g, hm = res["maps"]["affine"]["gaussian"], res["maps"]["affine"]["harmonic"]
+    assert g["heldout_kl"]["mean"] < 1e-6 < 1e-3 < hm["heldout_kl"]["mean"]
+    assert g["converged"] and g["limit_of"] == "harmonic" and g["starts"] == 2
+    diff = res["paired"]["gaussian"]
+    assert diff["ci"][1] < 0 and diff["refits"] == 2
+    verdicts = val.verdict_table({"fit": res}, settings)
+    assert [v.outcome for v in verdicts] == ["holds"] and verdicts[0].diagnostic
 
 
-@pytest.mark.parametrize("name", val.FAMILIES)
-def test_compiled_kernels_match_sympy(name, rng):
-    fam = val.kernel_family(name, 3)
+@pytest.mark.parametrize("name", val.FAMILIES if hasattr(val, "FAMILIES") else
+                         ("newton", "plummer", "yukawa", "gaussian", "harmonic"))
+def test_study_kernels_are_the_symbolic_kernels(name, rng):
+    # the study fits infograv.model.Potential objects whose values are the SymPy kernels
+    pot = val.family_potential(name, 3)
+    assert isinstance(pot, Potential)
     ker = K.kernel(name, 3)
-    logs = {n: rng.normal(scale=0.5) for n in fam.param_names}
-    subs = {s: (1 if s.name == "M" else math.exp(logs[s.name])) for s in ker.params}
-    for rv in rng.uniform(0.1, 4.0, size=5):
+    vals = {s.name: (1.0 if s.name == "M" else float(np.exp(rng.normal(scale=0.5))))
+            for s in ker.params}
+    pot = Potential(name, 3, **{k: v for k, v in vals.items() if k != "M"})
+    subs = {s: vals[s.name] for s in ker.params}
+    for rv in rng.uniform(0.1, 4.0, size=3):
         expected = float(ker.potential.subs(subs).subs(ker.r, rv).evalf(30))
-        got = float(fam.potential(jnp.asarray(rv), {k: jnp.asarray(v) for k, v in logs.items()}))
-        assert got == pytest.approx(expected, rel=1e-12)  # float64 round-off only
-
-
-def test_distance_gradient_finite_at_zero():
-    g = jax.grad(lambda x: kfit._safe_norm_from_sq(x))(jnp.asarray(0.0))
-    assert np.isfinite(float(g))
-    # and correct away from zero: d sqrt(x)/dx = 1 / (2 sqrt x)
-    assert float(jax.grad(kfit._safe_norm_from_sq)(jnp.asarray(4.0))) == pytest.approx(0.25)
-
-
-def test_float32_fit_runs_and_stays_float32(rng):
-    emb, h, logp = _gaussian_truth(rng, n=60)
-    fam = val.kernel_family("gaussian")
-    fit = val.fit_kernel(fam, h.astype(np.float32), logp, emb.astype(np.float32), steps=200)
-    assert fit["theta"]["a"].dtype == jnp.float32
-    assert np.isfinite(fit["final_loss"]) and fit["final_loss"] < fit["losses"][0]
-
-
-def test_adam_minimises_a_quadratic():
-    target = jnp.asarray([1.0, -2.0, 0.5])
-    p, losses = val.adam_minimise(lambda x: jnp.sum((x - target) ** 2), jnp.zeros(3),
-                                  steps=1000, learning_rate=0.05)
-    np.testing.assert_allclose(np.asarray(p), np.asarray(target), atol=1e-3)
-    assert losses.shape == (1000,)
+        assert float(pot(jnp.asarray(rv), 1.0)) == pytest.approx(expected, rel=1e-12)
 
 
 # --- statistics and verdicts ------------------------------------------------------------------
 
 
-def test_spearman_matches_scipy(rng):
-    x = rng.normal(size=40)
-    y = x + rng.normal(size=40)
-    y[:5] = y[5]  # ties
-    assert val.spearman(x, y) == pytest.approx(scipy.stats.spearmanr(x, y).statistic, rel=1e-12)
+def test_spearman_matches_scipy_with_ties_and_batches(rng):
+    x = rng.normal(size=(5, 40))
+    y = x + rng.normal(size=(5, 40))
+    y[:, :5] = y[:, 5:6]  # ties
+    x[:, 10:14] = 0.5
+    got = st.spearman(x, y)
+    for i in range(5):
+        ref = scipy.stats.spearmanr(x[i], y[i]).statistic
+        assert got[i] == pytest.approx(ref, rel=1e-12)
+    np.testing.assert_allclose(st.ranks(x), scipy.stats.rankdata(x, axis=1) - 1, rtol=0,
+                               atol=1e-12)
+
+
+def test_phenomena_use_the_same_spearman():
+    from infograv.experiments import _phenomena
+
+    assert _phenomena._spearman is st.spearman
 
 
 def test_bootstrap_ci_covers_known_mean():
@@ -201,7 +250,7 @@ def test_bootstrap_ci_covers_known_mean():
     hits = 0
     for i in range(200):
         x = rng.normal(1.0, 1.0, size=60)
-        _, lo, hi = val.bootstrap_ci(np.mean, x, n_boot=400, seed=i)
+        _, lo, hi = val.bootstrap_ci(st.mean, x, n_boot=400, seed=i)
         hits += lo <= 1.0 <= hi
     assert 0.88 <= hits / 200 <= 0.99
 
@@ -210,32 +259,80 @@ def test_bootstrap_ci_width_shrinks_like_one_over_sqrt_n():
     rng = np.random.default_rng(3)
     w = []
     for n in (100, 1600):
-        _, lo, hi = val.bootstrap_ci(np.mean, rng.normal(size=n), n_boot=1000)
+        _, lo, hi = val.bootstrap_ci(st.mean, rng.normal(size=n), n_boot=1000)
         w.append(hi - lo)
     # 16x the data -> 4x narrower; sampling noise of the widths is a few per cent
     assert w[0] / w[1] == pytest.approx(4.0, rel=0.2)
 
 
+def test_stratified_bootstrap_keeps_each_stratum():
+    # with strata, every resample has exactly the stratum sizes: a statistic that counts the
+    # members of stratum "a" (values 1) is constant across resamples
+    x = np.array([1.0] * 7 + [0.0] * 13)
+    _, stats = st.bootstrap(lambda v: np.sum(v, axis=-1), x, n_boot=200,
+                            strata=["a"] * 7 + ["b"] * 13)
+    assert np.all(stats == 7.0)
+    _, free = st.bootstrap(lambda v: np.sum(v, axis=-1), x, n_boot=200)
+    assert np.std(free) > 0.5
+
+
 def test_bootstrap_bad_input():
     with pytest.raises(ValueError, match="samples"):
-        val.bootstrap_ci(np.mean, [1.0, 2.0], [1.0])
+        val.bootstrap_ci(st.mean, [1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="level"):
-        val.bootstrap_ci(np.mean, [1.0, 2.0], level=1.5)
+        val.bootstrap_ci(st.mean, [1.0, 2.0], level=1.5)
+
+
+def test_holm_against_hand_computed_values():
+    # Holm (1979): sorted p = 0.005, 0.01, 0.03, 0.04 with m = 4 -> 4*0.005 = 0.02, 3*0.01 = 0.03,
+    # 2*0.03 = 0.06, max(0.06, 1*0.04) = 0.06; nan is not part of the family
+    got = st.holm([0.03, 0.005, np.nan, 0.04, 0.01])
+    np.testing.assert_allclose(got[[0, 1, 3, 4]], [0.06, 0.02, 0.06, 0.03], rtol=1e-12)
+    assert np.isnan(got[2])
+    assert st.holm([0.6, 0.9]).tolist() == [1.0, 1.0]
+
+
+def test_p_value_of_a_clear_and_a_null_effect(rng):
+    assert st.p_value(rng.normal(3.0, 0.5, size=999)) == pytest.approx(2 / 1000)
+    assert st.p_value(rng.normal(0.0, 1.0, size=999)) > 0.5
+
+
+def test_within_between_separates_a_simpson_reversal(rng):
+    # inside each group y falls with x, but the groups' means rise together
+    xs, ys, gs = [], [], []
+    for g in range(4):
+        x = rng.normal(size=30)
+        xs.append(x + 5 * g)
+        ys.append(-x + 5 * g + 0.1 * rng.normal(size=30))
+        gs += [g] * 30
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    within, between = st.within_between(x, y, gs)
+    assert within < -0.8 and between > 0.9
+    assert st.spearman(x, y) > 0  # the pooled value has the between-group sign
 
 
 @pytest.mark.parametrize(
-    "ci, predicted, outcome",
-    [((0.3, 0.1, 0.5), "positive", "holds"), ((0.3, 0.1, 0.5), "negative", "fails"),
-     ((0.1, -0.1, 0.3), "positive", "inconclusive"), ((-0.3, -0.5, -0.2), "negative", "holds"),
-     ((0.0, float("nan"), float("nan")), "positive", "inconclusive")],
+    "ci, p, predicted, outcome",
+    [((0.3, 0.1, 0.5), 0.001, "positive", "holds"), ((0.3, 0.1, 0.5), 0.001, "negative", "fails"),
+     ((0.1, -0.1, 0.3), 0.4, "positive", "inconclusive"),
+     ((-0.3, -0.5, -0.2), 0.01, "negative", "holds"),
+     ((0.0, float("nan"), float("nan")), float("nan"), "positive", "inconclusive")],
 )
-def test_verdict_logic(ci, predicted, outcome):
-    assert val.verdict("c", "m", ci, predicted).outcome == outcome
+def test_verdict_logic(ci, p, predicted, outcome):
+    assert val.verdict("c", "m", ci, predicted, p=p).outcome == outcome
 
 
-def test_verdict_respects_null_and_rejects_bad_sign():
-    assert val.verdict("c", "m", (1.5, 1.2, 1.8), "positive", null=1.0).outcome == "holds"
-    assert val.verdict("c", "m", (1.5, 1.2, 1.8), "positive", null=2.0).outcome == "fails"
+def test_holm_turns_a_marginal_claim_inconclusive():
+    vs = [val.verdict("c", "m", (0.3, 0.1, 0.5), "positive", p=0.02) for _ in range(3)]
+    assert [v.outcome for v in vs] == ["holds"] * 3
+    adj = st.apply_holm(vs)
+    assert [v.outcome for v in adj] == ["inconclusive"] * 3
+    assert adj[0].p_holm == pytest.approx(0.06)
+
+
+def test_verdict_not_estimable_and_bad_sign():
+    v = val.verdict("c", "m", (0.5, 0.2, 0.8), "positive", p=0.001, n=4, n_needed=10)
+    assert v.outcome == "inconclusive" and not v.estimable and "10 needed" in v.detail
     with pytest.raises(ValueError, match="predicted"):
         val.verdict("c", "m", (0.0, -1.0, 1.0), "up")
 
@@ -243,10 +340,10 @@ def test_verdict_respects_null_and_rejects_bad_sign():
 def test_settings_validate():
     with pytest.raises(ValueError, match="families"):
         val.ValidationSettings(families=("coulomb",))
-    with pytest.raises(ValueError, match="query_map"):
-        val.ValidationSettings(query_map="full")
+    with pytest.raises(ValueError, match="query_maps"):
+        val.ValidationSettings(query_maps=("diagonal",))
     with pytest.raises(ValueError, match="name"):
-        val.kernel_family("coulomb")
+        val.family_potential("coulomb", 3)
 
 
 # --- claims on a model whose answer is known -----------------------------------------------------
@@ -256,11 +353,9 @@ def test_fisher_prediction_matches_small_kl(rng):
     # For small prompt perturbations KL ~ 1/2 d' g_F d: on the fitted model itself the two agree
     # to O(|d|); with |d| ~ 1e-3 the relative error must be below 1 %.
     emb, h, logp = _gaussian_truth(rng, n=20)
-    fam = val.kernel_family("gaussian")
-    fit = val.fit_kernel(fam, h, logp, emb, steps=50)
+    fit, _ = _fit("gaussian", emb, h, logp, max_steps=30)
     hb = h + 1e-3 * rng.normal(size=h.shape)
-    s = val.sensitivity_study(logp, h, logp, hb, emb, fam, fit["theta"],
-                              val.ValidationSettings(n_boot=100))
+    s = val.sensitivity_study(logp, h, logp, hb, emb, fit, val.ValidationSettings(n_boot=100))
     np.testing.assert_allclose(s["fisher_pred"], s["model_kl"], rtol=1e-2)
 
 
@@ -274,30 +369,34 @@ def test_voids_detect_planted_density_effect(rng):
     far = rng.normal(size=(40, d)) * 4
     h = np.concatenate([near, far])
     temp = np.concatenate([np.full(40, 0.5), np.full(40, 5.0)])
-    z = (h @ emb.T) / temp[:, None]
-    logp = z - z.max(1, keepdims=True)
-    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    logp = _softmax_rows((h @ emb.T) / temp[:, None])
     res = val.voids_study(logp, h, emb, ["near"] * 40 + ["far"] * 40,
                           val.ValidationSettings(n_boot=300, neighbourhood_k=20))
-    assert res["by_category"]["near"]["log_density"][0] > res["by_category"]["far"][
-        "log_density"][0]
-    assert res["spearman_density_entropy"][2] < 0  # whole CI negative
+    assert np.mean(res["log_density"][:40]) > np.mean(res["log_density"][40:])
+    assert res["density_entropy"]["ci"][1] < 0  # whole CI negative
+    assert res["density_entropy"]["p"] < 0.05  # the interval excludes 0, so p < 1 - level
 
 
 def test_temperature_and_mass_on_fake_model():
     lm = FakeLM()
     s = val.ValidationSettings(temperatures=(0.2, 1.0, 3.0), n_samples=4, max_new_tokens=8,
-                               n_boot=200)
+                               n_boot=200, min_prompts=3)
     prompts = ["Once upon a time", "The cat sat", "Hello there", "A quiet river"]
     lp, _ = lm.next_token_logprobs(prompts)
     t = val.temperature_study(lm, prompts, s, lp)
-    assert t["mean_spearman_T_diversity"][0] > 0
+    # any softmax sampler: more temperature, more distinct bigrams
+    assert t["mean_spearman_T_diversity"][0] > 0.5
     # the selection law: first-token entropy rises with T (dH/dT = Var(U)/T^3 >= 0)
     assert np.all(np.diff(t["first_token_entropy"], axis=1) >= 0)
     m = val.mass_study(lm, prompts, lp, s)
-    # lm_surprisal is -sum log2 p of the prompt's own tokens
-    expected = -lm.sequence_logprobs(prompts[0]).sum() / math.log(2)
-    assert m["lm_surprisal"][0] == pytest.approx(expected)
+    # independent path: the chain rule over next-token distributions of each prefix
+    for i, text in enumerate(prompts):
+        ids = lm.encode(text)
+        bits = 0.0
+        for k in range(1, len(ids)):
+            lpk, _ = lm.next_token_logprobs([text[:k]])
+            bits -= lpk[0, ids[k]] / math.log(2)
+        assert m["lm_surprisal"][i] == pytest.approx(bits, rel=1e-12)
 
 
 # --- end to end ---------------------------------------------------------------------------------
@@ -305,32 +404,64 @@ def test_temperature_and_mass_on_fake_model():
 
 def test_run_validation_end_to_end_on_fake_model(tmp_path):
     settings = val.ValidationSettings(
-        families=("gaussian", "harmonic"), steps=60, max_train=30, max_heldout=20, n_boot=100,
+        families=("gaussian", "harmonic"), kernel_dims=(), query_maps=("affine",),
+        max_steps=40, n_refits=0, max_train=30, max_heldout=20, n_boot=200, min_prompts=5,
         temperatures=(0.5, 1.5), n_temperature_prompts=2, n_samples=2, max_new_tokens=4,
-        n_trajectories=1, trajectory_steps=5, n_rest=16, top_k=8)
+        n_trajectories=1, trajectory_steps=5)
     messages = []
-    res = val.run_validation(tmp_path, messages.append, settings=settings, model=FakeLM())
-    for stem in ("val_fit", "val_voids", "val_sensitivity", "val_temperature", "val_mass",
-                 "val_trajectory"):
+    val.run_validation(tmp_path, settings=settings, model=FakeLM(), progress=messages.append)
+    for stem in ("val_fit", "val_loss", "val_potential", "val_residuals", "val_voids",
+                 "val_sensitivity", "val_temperature", "val_mass", "val_trajectory"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 0
-        assert (tmp_path / f"{stem}.pdf").stat().st_size > 0
     run = json.loads((tmp_path / "run.json").read_text())
-    assert run["settings"]["steps"] == 60 and "jax" in run["versions"]
+    assert run["settings"]["max_steps"] == 40 and run["model"] == "FakeLM"
     assert run["timings_s"]["total_wall_s"] > 0
     fit = json.loads((tmp_path / "fit_summary.json").read_text())
     assert set(fit["families"]) == {"gaussian", "harmonic"}
+    for f in fit["families"].values():
+        assert {"params", "train_kl", "heldout_kl", "converged", "starts", "limit_of"} <= set(f)
+        assert {"mean", "ci"} <= set(f["heldout_kl"])
+    assert fit["families"]["gaussian"]["limit_of"] == "harmonic"
     assert fit["n_train"] == 30 and fit["n_heldout"] == 20
-    md = (tmp_path / "verdicts.md").read_text()
-    assert "| claim |" in md and md.count("**") >= 2 * len(res["verdicts"])
     verdicts = json.loads((tmp_path / "verdicts.json").read_text())
-    assert {v["outcome"] for v in verdicts} <= {"holds", "fails", "inconclusive"}
-    # the temperature claim holds even on the fake model: sampling is a softmax at T
-    assert len(messages) >= 6
+    for v in verdicts:
+        assert {"claim", "measure", "estimate", "ci", "diagnostic", "p_holm", "verdict"} <= set(v)
+        assert v["verdict"] in {"holds", "fails", "inconclusive"}
+    kinds = {v["measure"]: v["diagnostic"] for v in verdicts}
+    assert kinds["mean per-prompt Spearman(T, distinct-2)"] is False
+    md = (tmp_path / "verdicts.md").read_text()
+    assert "FakeLM" in md and "SmolLM2" not in md
+    # a saved fit reproduces its held-out KL
+    saved = PotentialFit.from_dict(json.loads((tmp_path / "fits/affine/gaussian.json")
+                                              .read_text()))
+    assert saved.train_kl == pytest.approx(fit["families"]["gaussian"]["train_kl"], rel=0)
     csv = (tmp_path / "heldout_per_prompt.csv").read_text().splitlines()
     assert len(csv) == 21
 
 
-def test_study_kernels_come_from_the_symbolic_module():
-    # the kernels used by the study are the symbolic ones, not retyped
-    assert val.kernel_family("plummer").phi.arg_names == ("r",)
-    assert isinstance(K.kernel("plummer", 3).potential, sp.Expr)
+def test_user_prompts_without_categories(tmp_path):
+    texts = [f"The number {i} is followed by" for i in range(30)]
+    settings = val.ValidationSettings(
+        families=("harmonic",), kernel_dims=(), query_maps=("scalar",), max_steps=20,
+        n_refits=0, n_boot=100, min_prompts=25, temperatures=(0.5, 1.5),
+        n_temperature_prompts=2, n_samples=2, max_new_tokens=3, n_trajectories=1,
+        trajectory_steps=3)
+    val.run_validation(tmp_path, settings=settings, prompts=texts, model=FakeLM())
+    md = (tmp_path / "verdicts.md").read_text()
+    assert "pooled statistics only" in md
+    verdicts = json.loads((tmp_path / "verdicts.json").read_text())
+    # 30 prompts but min_prompts 25 for correlations: estimable; fewer held-out prompts are
+    # split by hash, and no sensitivity pairs exist for user prompts
+    assert not any("Fisher" in v["claim"] for v in verdicts)
+    assert all(v["verdict"] in {"holds", "fails", "inconclusive"} for v in verdicts)
+
+
+def test_energies_of_a_fit_are_model_energies(rng):
+    # PotentialFit.energies is infograv.model.energies with the fitted map and external field
+    emb, h, logp = _gaussian_truth(rng, n_vocab=40, n=5)
+    fit, _ = _fit("gaussian", emb, h, logp, max_steps=5)
+    space = SemanticSpace(jnp.asarray(emb / fit.unit))
+    q = jnp.asarray(fit.query_positions(h))
+    ref = energies(space, Query(q, jnp.ones(5)), fit.potential,
+                   background=space.embedding @ jnp.asarray(fit.c))
+    np.testing.assert_array_equal(np.asarray(fit.energies(h, space)), np.asarray(ref))

@@ -20,17 +20,23 @@ from ._phenomena import (
     trajectory_experiment as trajectory_experiment,
     voids_experiment as voids_experiment,
 )
+from ._stats import (
+    apply_holm as apply_holm,
+    bootstrap as bootstrap,
+    holm as holm,
+    mean as mean,
+    p_value as p_value,
+    within_between as within_between,
+)
 from ._validation import (
-    KernelFamily as KernelFamily,
     ValidationSettings as ValidationSettings,
     Verdict as Verdict,
-    adam_minimise as adam_minimise,
     bootstrap_ci as bootstrap_ci,
+    correlation_claim as correlation_claim,
     dot_baseline as dot_baseline,
-    evaluate_fit as evaluate_fit,
-    fit_kernel as fit_kernel,
+    extract_distributions as extract_distributions,
+    family_potential as family_potential,
     fit_study as fit_study,
-    kernel_family as kernel_family,
     mass_study as mass_study,
     run_validation as run_validation,
     sensitivity_study as sensitivity_study,

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import model as m
 from .._io import write_csv, write_dataset_json, write_json
+from ._stats import spearman
 
 __all__ = [
     "potential_well_experiment",
@@ -46,18 +47,7 @@ def _np(tree: Any) -> Any:
     return jax.tree_util.tree_map(lambda a: np.asarray(a) if hasattr(a, "shape") else a, tree)
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation (average ranks for ties), without SciPy."""
-    def ranks(x: np.ndarray) -> np.ndarray:
-        order = np.argsort(x, kind="stable")
-        r = np.empty(len(x))
-        r[order] = np.arange(len(x), dtype=float)
-        _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
-        sums = np.bincount(inv, weights=r)
-        return (sums / counts)[inv]
-
-    ra, rb = ranks(a), ranks(b)
-    return float(np.corrcoef(ra, rb)[0, 1])
+_spearman = spearman  # the one rank correlation of the package (experiments._stats)
 
 
 def potential_well_experiment(

@@ -1,44 +1,73 @@
-"""Statistics of the empirical study: rank correlation, the paired percentile bootstrap, and
-verdicts on a claim from its confidence interval."""
+"""Statistics of the empirical study: rank correlation, the (stratified) percentile bootstrap
+with its two-sided p-value, Holm's correction, and verdicts on a claim.
+
+Every statistic here is vectorised over leading axes: `spearman(x, y)` with `x`, `y` of shape
+`(..., n)` returns shape `(...)`, so a bootstrap evaluates all resamples in one call."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["spearman", "bootstrap_ci", "Verdict", "verdict"]
+__all__ = ["spearman", "mean", "pearson", "ranks", "bootstrap_ci", "bootstrap", "p_value",
+           "holm", "Verdict", "verdict", "apply_holm", "within_between"]
 
 
 # --------------------------------------------------------------------------------------------
-# Statistics
+# Statistics (vectorised over leading axes)
 # --------------------------------------------------------------------------------------------
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks with ties averaged (as in Spearman's coefficient)."""
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.arange(len(x), dtype=np.float64)
-    sx = x[order]
-    i = 0
-    while i < len(x):
-        j = i
-        while j + 1 < len(x) and sx[j + 1] == sx[i]:
-            j += 1
-        if j > i:
-            ranks[order[i:j + 1]] = 0.5 * (i + j)
-        i = j + 1
-    return ranks
+def ranks(x: Any) -> np.ndarray:
+    """Ranks `0 … n-1` along the last axis, ties given their mean rank (vectorised).
+
+    Example:
+        >>> ranks([3.0, 1.0, 3.0, 2.0]).tolist()
+        [2.5, 0.0, 2.5, 1.0]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, axis=-1, kind="stable")
+    sx = np.take_along_axis(x, order, axis=-1)
+    n = x.shape[-1]
+    pos = np.broadcast_to(np.arange(n, dtype=np.float64), x.shape)
+    # start index of each tie run (cumulative max of run starts), end index (reverse)
+    new = np.ones(x.shape, bool)
+    new[..., 1:] = sx[..., 1:] != sx[..., :-1]
+    start = np.maximum.accumulate(np.where(new, pos, 0.0), axis=-1)
+    last = np.ones(x.shape, bool)
+    last[..., :-1] = new[..., 1:]
+    end = np.flip(np.minimum.accumulate(np.flip(np.where(last, pos, n), axis=-1), axis=-1),
+                  axis=-1)
+    out = np.empty_like(x)
+    np.put_along_axis(out, order, 0.5 * (start + end), axis=-1)
+    return out
 
 
-def spearman(x: Any, y: Any) -> float:
-    r"""Spearman's rank correlation $\rho_s$ of two equal-length samples (ties get mean ranks).
+def pearson(x: Any, y: Any) -> np.ndarray | float:
+    """Pearson's correlation along the last axis (`nan` where either sample is constant)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim < 1:
+        raise ValueError(f"x, y: need samples of equal shape, got {x.shape}, {y.shape}.")
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    den = np.sqrt(np.sum(xc * xc, axis=-1) * np.sum(yc * yc, axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(den > 0, np.sum(xc * yc, axis=-1) / np.where(den > 0, den, 1.0), np.nan)
+    return float(r) if r.ndim == 0 else r
 
-    Returns `nan` when either sample is constant.
+
+def spearman(x: Any, y: Any) -> np.ndarray | float:
+    r"""Spearman's rank correlation $\rho_s$ along the last axis (ties get mean ranks).
+
+    The one rank correlation of the package (the phenomena experiments use it too). Returns
+    `nan` where either sample is constant; a float for 1-D input.
+
+    Raises:
+        ValueError: samples of unequal shape.
 
     Example:
         >>> spearman([1, 2, 3, 4], [10, 20, 25, 40])
@@ -46,47 +75,69 @@ def spearman(x: Any, y: Any) -> float:
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"x, y: need two 1-D samples of equal length, got {x.shape}, {y.shape}.")
-    rx, ry = _ranks(x) - (len(x) - 1) / 2, _ranks(y) - (len(y) - 1) / 2
-    den = math.sqrt(float(rx @ rx) * float(ry @ ry))
-    return float(rx @ ry) / den if den > 0 else float("nan")
+    if x.shape != y.shape or x.ndim < 1:
+        raise ValueError(f"x, y: need two samples of equal shape, got {x.shape}, {y.shape}.")
+    return pearson(ranks(x), ranks(y))
 
 
-def bootstrap_ci(
-    statistic: Callable[..., float],
-    *samples: Any,
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    r"""Percentile bootstrap confidence interval of a statistic of paired samples.
+def mean(x: Any) -> np.ndarray | float:
+    """The mean along the last axis (a vectorised statistic for `bootstrap_ci`)."""
+    r = np.mean(np.asarray(x, dtype=np.float64), axis=-1)
+    return float(r) if np.ndim(r) == 0 else r
 
-    The samples are resampled *together* (the same indices for each), `n_boot` times, and the
-    interval is the $(1\pm\text{level})/2$ quantiles of the resampled statistic. Resamples where
-    the statistic is not finite (e.g. a constant resample for a correlation) are dropped.
 
-    Arguments:
-        statistic: `f(*samples) -> float`, e.g. `np.mean` or
-            [`spearman`][infograv.experiments.spearman].
-        *samples: equal-length 1-D arrays (shape `(n,)`).
-        n_boot: number of resamples.
-        level: confidence level in (0, 1).
-        seed: seed of the resampling.
+def within_between(x: Any, y: Any, groups: Any) -> tuple[float, float]:
+    r"""Within- and between-group parts of a rank correlation.
 
-    Returns:
-        `(estimate, low, high)`: the statistic on the data and the interval.
-
-    Raises:
-        ValueError: no samples, unequal lengths, fewer than 2 observations, or a bad `level`.
+    With ranks $r_x, r_y$ over all observations: *within* is the Pearson correlation of the
+    ranks after subtracting each group's mean rank (the association that remains with the group
+    held fixed); *between* is the size-weighted correlation of the groups' mean ranks.
 
     Example:
-        >>> import numpy as np
-        >>> est, lo, hi = bootstrap_ci(np.mean, np.arange(100.0), seed=1)
-        >>> lo < est < hi
-        True
+        >>> w, b = within_between([1, 2, 3, 4], [2, 1, 4, 3], ["a", "a", "b", "b"])
+        >>> round(w, 6), round(b, 6)
+        (-1.0, 1.0)
+    """
+    rx, ry = ranks(x), ranks(y)
+    g = np.asarray(groups)
+    mx, my = np.zeros_like(rx), np.zeros_like(ry)
+    for c in np.unique(g):
+        m = g == c
+        mx[m], my[m] = rx[m].mean(), ry[m].mean()
+    return float(pearson(rx - mx, ry - my)), float(pearson(mx, my))
 
-    Reference: B. Efron and R. Tibshirani, *An Introduction to the Bootstrap* (1993), ch. 13.
+
+# --------------------------------------------------------------------------------------------
+# The bootstrap
+# --------------------------------------------------------------------------------------------
+
+
+def _indices(n: int, n_boot: int, seed: int, strata: Any) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        return rng.integers(0, n, size=(n_boot, n))
+    s = np.asarray(strata)
+    if s.shape != (n,):
+        raise ValueError(f"strata: need one label per observation ({n}), got {s.shape}.")
+    parts = []
+    for c in np.unique(s):
+        members = np.flatnonzero(s == c)
+        parts.append(members[rng.integers(0, len(members), size=(n_boot, len(members)))])
+    return np.concatenate(parts, axis=1)
+
+
+def bootstrap(
+    statistic: Callable[..., Any],
+    *samples: Any,
+    n_boot: int = 2000,
+    seed: int = 0,
+    strata: Any = None,
+) -> tuple[float, np.ndarray]:
+    """The statistic on the data and on `n_boot` paired resamples (all in one vectorised call).
+
+    `statistic` reduces the last axis (e.g. [`mean`][infograv.experiments.mean],
+    [`spearman`][infograv.experiments.spearman]). With `strata`, each stratum is resampled
+    within itself (its size kept). Non-finite resampled values are dropped.
     """
     if not samples:
         raise ValueError("samples: need at least one sample.")
@@ -96,19 +147,98 @@ def bootstrap_ci(
         raise ValueError(f"samples: must have equal lengths, got {[len(a) for a in arrays]}.")
     if n < 2:
         raise ValueError(f"samples: need at least 2 observations, got {n}.")
+    est = float(statistic(*arrays))
+    idx = _indices(n, n_boot, seed, strata)
+    with np.errstate(all="ignore"):
+        stats = np.asarray(statistic(*(a[idx] for a in arrays)), dtype=np.float64).reshape(-1)
+    return est, stats[np.isfinite(stats)]
+
+
+def bootstrap_ci(
+    statistic: Callable[..., Any],
+    *samples: Any,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+    strata: Any = None,
+) -> tuple[float, float, float]:
+    r"""Percentile bootstrap confidence interval of a statistic of paired samples.
+
+    The samples are resampled *together* (the same indices for each), `n_boot` times, and the
+    interval is the $(1\pm\text{level})/2$ quantiles of the resampled statistic.
+
+    Arguments:
+        statistic: vectorised over leading axes, reducing the last, e.g.
+            [`mean`][infograv.experiments.mean] or [`spearman`][infograv.experiments.spearman].
+        *samples: equal-length 1-D arrays (shape `(n,)`).
+        n_boot: number of resamples.
+        level: confidence level in (0, 1).
+        seed: seed of the resampling.
+        strata: optional labels `(n,)`: resample within each stratum (stratified bootstrap).
+
+    Returns:
+        `(estimate, low, high)`.
+
+    Raises:
+        ValueError: no samples, unequal lengths, fewer than 2 observations, or a bad `level`.
+
+    Example:
+        >>> import numpy as np
+        >>> est, lo, hi = bootstrap_ci(mean, np.arange(100.0), seed=1)
+        >>> lo < est < hi
+        True
+
+    Reference: B. Efron and R. Tibshirani, *An Introduction to the Bootstrap* (1993), ch. 13.
+    """
     if not 0 < level < 1:
         raise ValueError(f"level: must lie in (0, 1), got {level}.")
-    est = float(statistic(*arrays))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    with np.errstate(all="ignore"):
-        stats = np.array([float(statistic(*(a[i] for a in arrays))) for i in idx])
-    stats = stats[np.isfinite(stats)]
+    est, stats = bootstrap(statistic, *samples, n_boot=n_boot, seed=seed, strata=strata)
     if len(stats) == 0:
         return est, float("nan"), float("nan")
     alpha = (1 - level) / 2
     lo, hi = np.quantile(stats, [alpha, 1 - alpha])
     return est, float(lo), float(hi)
+
+
+def p_value(stats: Any, null: float = 0.0) -> float:
+    r"""Two-sided bootstrap p-value of `null`: $\min(1, 2\min(\#\{s \le 0\}+1, \#\{s \ge 0\}+1)
+    /(n+1))$ for the resampled statistics $s$ − `null` (the percentile-interval test: the
+    $1-\alpha$ interval excludes `null` exactly when $p < \alpha$, up to the +1 terms)."""
+    s = np.asarray(stats, dtype=np.float64) - null
+    n = len(s)
+    if n == 0:
+        return float("nan")
+    lo, hi = float(np.sum(s <= 0)) + 1, float(np.sum(s >= 0)) + 1
+    return float(min(1.0, 2 * min(lo, hi) / (n + 1)))
+
+
+def holm(p: Sequence[float]) -> np.ndarray:
+    r"""Holm's step-down adjusted p-values: with $p_{(1)} \le \dots \le p_{(m)}$,
+    $\tilde p_{(j)} = \max_{i \le j} \min(1, (m - i + 1)\,p_{(i)})$; `nan` entries are left out
+    of the family and stay `nan`.
+
+    Reference: S. Holm, *A simple sequentially rejective multiple test procedure*, Scand. J.
+    Statist. 6 (1979) 65–70.
+
+    Example:
+        >>> holm([0.01, 0.04, 0.03]).tolist()
+        [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for j, i in enumerate(order):
+        running = max(running, min(1.0, (m - j) * p[i]))
+        out[i] = running
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Verdicts
+# --------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +248,17 @@ class Verdict:
     Attributes:
         claim: what the paper predicts, in words.
         measure: the statistic measured.
-        estimate, low, high: its value and confidence interval.
-        predicted: `"positive"` or `"negative"` (the sign the paper predicts, relative to `null`).
+        estimate, low, high: its value and 95 % confidence interval.
+        predicted: `"positive"` or `"negative"` (the sign predicted, relative to `null`).
         null: the value that means "no effect".
+        diagnostic: whether the claim separates information gravity from a plain softmax
+            (`False`: a consistency check that any softmax sampler passes).
+        p: the two-sided bootstrap p-value of `null`.
+        p_holm: `p` adjusted by Holm over the verdict family (set by `apply_holm`).
         outcome: `"holds"`, `"fails"` or `"inconclusive"`.
-        detail: the effect size in words.
+        n: the number of observations.
+        n_needed: the minimum number of observations for the measure.
+        detail: the effect in words.
     """
 
     claim: str
@@ -131,9 +267,26 @@ class Verdict:
     low: float
     high: float
     predicted: str
-    null: float
-    outcome: str
-    detail: str
+    null: float = 0.0
+    diagnostic: bool = True
+    p: float = float("nan")
+    p_holm: float = float("nan")
+    outcome: str = "inconclusive"
+    n: int = 0
+    n_needed: int = 0
+    detail: str = ""
+
+    @property
+    def estimable(self) -> bool:
+        """Whether there were enough observations to estimate the measure."""
+        return self.n >= self.n_needed
+
+
+def _decide(est: float, p_adj: float, predicted: str, null: float, alpha: float) -> str:
+    if not (np.isfinite(p_adj) and np.isfinite(est)) or p_adj >= alpha or est == null:
+        return "inconclusive"
+    side = 1.0 if predicted == "positive" else -1.0
+    return "holds" if side * (est - null) > 0 else "fails"
 
 
 def verdict(
@@ -143,25 +296,25 @@ def verdict(
     predicted: str,
     *,
     null: float = 0.0,
+    p: float | None = None,
+    diagnostic: bool = True,
+    n: int = 0,
+    n_needed: int = 0,
+    alpha: float = 0.05,
 ) -> Verdict:
-    r"""Decide whether a claim holds from a confidence interval.
+    r"""A claim's verdict from its estimate, interval and p-value (before any correction).
 
-    *holds*: the whole interval lies on the predicted side of `null`; *fails*: the whole interval
-    lies on the other side; *inconclusive*: it contains `null` (or is not finite).
-
-    Arguments:
-        claim: the paper's claim, in words.
-        measure: the name of the statistic.
-        ci: `(estimate, low, high)` as returned by
-            [`bootstrap_ci`][infograv.experiments.bootstrap_ci].
-        predicted: `"positive"` (estimate > null predicted) or `"negative"`.
-        null: the no-effect value.
+    *holds*: $p < \alpha$ and the estimate lies on the predicted side of `null`; *fails*:
+    $p < \alpha$ on the other side; *inconclusive* otherwise, or when fewer than `n_needed`
+    observations were available. Without `p`, the interval decides (it excludes `null`:
+    $p$ is set to 0, else 1). [`apply_holm`][infograv.experiments.apply_holm] replaces the
+    decision by the one at the Holm-adjusted p-value.
 
     Raises:
         ValueError: `predicted` is neither `"positive"` nor `"negative"`, or `low > high`.
 
     Example:
-        >>> v = verdict("entropy falls", "Spearman", (-0.3, -0.45, -0.12), "negative")
+        >>> v = verdict("entropy falls", "Spearman", (-0.3, -0.45, -0.12), "negative", p=0.001)
         >>> v.outcome
         'holds'
     """
@@ -170,15 +323,24 @@ def verdict(
     est, lo, hi = (float(v) for v in ci)
     if np.isfinite(lo) and np.isfinite(hi) and lo > hi:
         raise ValueError(f"ci: low ({lo}) is above high ({hi}).")
-    sign = 1.0 if predicted == "positive" else -1.0
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        outcome = "inconclusive"
-    elif sign * (lo - null) > 0 and sign * (hi - null) > 0:
-        outcome = "holds"
-    elif sign * (lo - null) < 0 and sign * (hi - null) < 0:
-        outcome = "fails"
+    if p is None:
+        excl = np.isfinite(lo) and np.isfinite(hi) and (lo > null or hi < null)
+        p = 0.0 if excl else 1.0
+    if n < n_needed:
+        est, lo, hi, p = float("nan"), float("nan"), float("nan"), float("nan")
+        detail = f"not estimable: {n} observations, {n_needed} needed"
     else:
-        outcome = "inconclusive"
-    detail = (f"{measure} = {est:+.3g} [{lo:+.3g}, {hi:+.3g}]; predicted {predicted} "
-              f"(null {null:g})")
-    return Verdict(claim, measure, est, lo, hi, predicted, null, outcome, detail)
+        detail = (f"{measure} = {est:+.3g} [{lo:+.3g}, {hi:+.3g}]; predicted {predicted} "
+                  f"(null {null:g})")
+    outcome = _decide(est, float(p), predicted, null, alpha)
+    return Verdict(claim, measure, est, lo, hi, predicted, null, diagnostic, float(p),
+                   float(p), outcome, int(n), int(n_needed), detail)
+
+
+def apply_holm(verdicts: Sequence[Verdict], alpha: float = 0.05) -> list[Verdict]:
+    """The verdicts with Holm-adjusted p-values over the whole family, and outcomes decided at
+    the adjusted values (see [`verdict`][infograv.experiments.verdict])."""
+    adj = holm([v.p for v in verdicts])
+    return [dataclasses.replace(v, p_holm=float(a),
+                                outcome=_decide(v.estimate, float(a), v.predicted, v.null, alpha))
+            for v, a in zip(verdicts, adj)]
