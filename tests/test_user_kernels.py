@@ -456,3 +456,23 @@ def test_a_long_flat_sum_is_an_accepted_kernel(rng):
     r = rng.uniform(0.1, 0.9, 5)
     ref = sum(r**k / (k + 1) for k in range(1, 61))
     np.testing.assert_allclose(np.asarray(phi(r, 1.0)), ref, rtol=1e-13)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Potential("yukawa", 5, G=1.3, mu=0.4),
+    lambda: Potential.from_expr("G*M*log(1 + r**2/s**2)", {"G": 1.0, "s": 3.0}, name="logwell"),
+    lambda: Potential.from_expr("G*M*r**(-a)", {"G": 1.0, "a": 0.5}, name="p", d=4, r_min=1e-3),
+    lambda: Potential.from_operator("lap - lap**2/m**2", {"m": 2.0}, name="bopp", d=3),
+])
+def test_to_dict_round_trips_through_json_with_fitted_values(make, rng):
+    import json
+
+    phi = make()
+    phi = phi.with_params(**{n: float(v) * 1.5 for n, v in phi.params.items()})  # "fitted"
+    back = Potential.from_dict(json.loads(json.dumps(phi.to_dict())))
+    assert (back.name, back.param_names, back.d, back.r_min, back.singular) == \
+        (phi.name, phi.param_names, phi.d, phi.r_min, phi.singular)
+    r = rng.uniform(0.2, 3.0, 6)
+    assert np.array_equal(np.asarray(back(r, 1.0)), np.asarray(phi(r, 1.0)))
+    with pytest.raises(ValueError, match="data: unknown key"):
+        Potential.from_dict({**phi.to_dict(), "colour": 1})

@@ -237,6 +237,9 @@ class Potential(eqx.Module):
         kernel: the kernel's name (same as [`name`][infograv.model.Potential.name]).
         d: the dimension, or `None` for a user kernel that does not depend on it.
         expr: the SymPy expression $\Phi(r; M, \theta)$ that was compiled.
+        origin: how it was given: `("kernel", "")` for a built-in, `("potential", text)` or
+            `("operator", text)` for a user kernel (see
+            [`to_dict`][infograv.model.Potential.to_dict]).
         singular: whether the clamp at `r_min` is applied.
         r_min: the clamp radius.
 
@@ -262,9 +265,11 @@ class Potential(eqx.Module):
     singular: bool = eqx.field(static=True)
     r_min: float = eqx.field(static=True)
     expr: sp.Expr = eqx.field(static=True)
+    origin: tuple[str, str] = eqx.field(static=True)
 
     def __init__(self, kernel: str = "plummer", d: int | None = 2, *, r_min: float = 1e-6,
-                 _expr: sp.Expr | None = None, **params: Any):
+                 _expr: sp.Expr | None = None, _origin: tuple[str, str] = ("kernel", ""),
+                 **params: Any):
         if _expr is None:
             if not isinstance(kernel, str) or kernel not in KERNEL_NAMES:
                 raise ValueError(
@@ -306,6 +311,7 @@ class Potential(eqx.Module):
         self.d = dim
         self.singular = singular
         self.expr = expr
+        self.origin = _origin
 
     # -- user kernels ---------------------------------------------------------------------
 
@@ -360,6 +366,7 @@ class Potential(eqx.Module):
         table.update({n: sp.Symbol(n, real=True) for n in values})
         if isinstance(expr, str):
             phi = parse_expression(expr, table)
+            text = expr
         elif isinstance(expr, sp.Expr):
             known = {s.name for s in expr.free_symbols}
             extra = sorted(known - set(table))
@@ -367,14 +374,16 @@ class Potential(eqx.Module):
                 raise ValueError(f"expr: free symbols {', '.join(extra)} are neither r, M nor "
                                  f"in params ({', '.join(values) or 'none'}).")
             phi = expr.xreplace({s: table[s.name] for s in expr.free_symbols})
+            text = str(phi)
         else:
             raise TypeError(f"expr: expected an expression string or a SymPy Expr, got "
                             f"{type(expr).__name__}.")
-        return cls._from_sympy(phi, values, name=name, d=dim, r_min=r_min, what="expr")
+        return cls._from_sympy(phi, values, name=name, d=dim, r_min=r_min, what="expr",
+                               origin=("potential", text))
 
     @classmethod
     def _from_sympy(cls, phi: sp.Expr, values: dict[str, Any], *, name: str, d: int | None,
-                    r_min: float, what: str) -> Potential:
+                    r_min: float, what: str, origin: tuple[str, str]) -> Potential:
         used = {s.name for s in phi.free_symbols}
         unused = sorted(set(values) - used)
         if unused:
@@ -393,7 +402,7 @@ class Potential(eqx.Module):
                 f"initial parameters {values} (got {probe}); check the expression and the "
                 "values."
             )
-        return cls(name, d, r_min=r_min, _expr=phi, **values)
+        return cls(name, d, r_min=r_min, _expr=phi, _origin=origin, **values)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Potential:
@@ -456,6 +465,74 @@ class Potential(eqx.Module):
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{where}: not valid TOML: {exc}.") from None
+        except RecursionError:
+            raise ValueError(f"{where}: not valid TOML: nested too deeply.") from None
+        return cls._from_mapping(data, where)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Potential:
+        """Rebuild a potential from [`to_dict`][infograv.model.Potential.to_dict]'s output.
+
+        A user kernel's dictionary has the keys of a kernel file (`name`, `potential` or
+        `operator`, `params`, `d`, `r_min`); a built-in's has `kernel`, `d`, `params`, `r_min`.
+
+        Raises:
+            ValueError: what [`from_toml`][infograv.model.Potential.from_toml] raises for a
+                file with these keys, or a bad built-in `kernel`.
+
+        Example:
+            >>> phi = Potential.from_expr("G*M*r**(-a)", {"G": 1.0, "a": 0.5}, name="power")
+            >>> bool(Potential.from_dict(phi.to_dict())(4.0, 1.0) == phi(4.0, 1.0))
+            True
+        """
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data: expected a dict from Potential.to_dict, got "
+                            f"{type(data).__name__}.")
+        if "kernel" in data:
+            extra = sorted(set(data) - {"kernel", "d", "params", "r_min"})
+            if extra:
+                raise ValueError(f"data: unknown key(s) {extra} for a built-in kernel; valid: "
+                                 "kernel, d, params, r_min.")
+            params = data.get("params", {})
+            if not isinstance(params, Mapping):
+                raise ValueError("data: 'params' must be a dict of numbers.")
+            return cls(data["kernel"], data.get("d", 2), r_min=data.get("r_min", 1e-6),
+                       **params)
+        return cls._from_mapping(data, "data")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The kernel as plain data (JSON- and TOML-ready), with the current parameter values.
+
+        For a user kernel these are the keys of a kernel file (the original expression or
+        operator text), so `tomllib`-style writing of the dict gives a file
+        [`from_toml`][infograv.model.Potential.from_toml] reads back; for a built-in, `kernel`,
+        `d`, `params`, `r_min`. [`from_dict`][infograv.model.Potential.from_dict] inverts it.
+
+        Raises:
+            ValueError: a parameter is a traced value (call outside `jit`).
+
+        Example:
+            >>> Potential("plummer", 3, epsilon=0.5).to_dict()["params"]
+            {'G': 1.0, 'epsilon': 0.5}
+        """
+        params = {}
+        for n in self.param_names:
+            c = _concrete(self.fn.params[n])
+            if c is None:
+                raise ValueError(f"to_dict: parameter {n} is traced; call it outside jit.")
+            params[n] = c
+        if self.origin[0] == "kernel":
+            return {"kernel": self.kernel, "d": self.d, "params": params, "r_min": self.r_min}
+        out: dict[str, Any] = {"name": self.kernel, self.origin[0]: self.origin[1]}
+        if self.d is not None:
+            out["d"] = self.d
+        out["r_min"] = self.r_min
+        out["params"] = params
+        return out
+
+    @classmethod
+    def _from_mapping(cls, data: Mapping[str, Any], where: str) -> Potential:
+        """A user kernel from the keys of a kernel file; errors start with `where`."""
         valid = "; ".join(f"{k} ({v})" for k, v in _TOML_KEYS.items())
         extra = sorted(set(data) - set(_TOML_KEYS))
         if extra:
@@ -470,7 +547,7 @@ class Potential(eqx.Module):
                 f"'operator' ({_TOML_KEYS['operator']})."
             )
         params = data.get("params", {})
-        if not isinstance(params, dict):
+        if not isinstance(params, Mapping):
             raise ValueError(f"{where}: 'params' must be a table, e.g. [params] then G = 1.0 on "
                              "the next line.")
         for key in ("potential", "operator", "name", "description"):
@@ -556,17 +633,20 @@ class Potential(eqx.Module):
         table: dict[str, sp.Symbol] = {"lap": _LAP, **psyms}
         if isinstance(operator, str):
             op = parse_expression(operator, table)
+            text = operator
         elif isinstance(operator, sp.Expr):
             bad = sorted({s.name for s in operator.free_symbols} - set(table))
             if bad:
                 raise ValueError(f"operator: unknown symbols {', '.join(bad)}; use lap and the "
                                  "parameters.")
             op = operator.xreplace({s: table[s.name] for s in operator.free_symbols})
+            text = str(op)
         else:
             raise TypeError(f"operator: expected a string or a SymPy Expr, got "
                             f"{type(operator).__name__}.")
         phi = _operator_green(op, dim, psyms, values)
-        return cls._from_sympy(phi, values, name=name, d=dim, r_min=r_min, what="operator")
+        return cls._from_sympy(phi, values, name=name, d=dim, r_min=r_min, what="operator",
+                               origin=("operator", text))
 
     # -- evaluation -----------------------------------------------------------------------
 
