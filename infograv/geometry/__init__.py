@@ -1,9 +1,10 @@
 """Numerical metrics, curvature by autodiff, and identity checks.
 
 Structured metrics (`ConformalMetric`, `JacobiMetric`, `WeakFieldMetric`, `TangherliniMetric`,
-`PullbackMetric`, `FisherMetric`) give the geodesic acceleration `Γ(v, v)` without any
-`n × n × n` array, so they work at the dimension of real embeddings; `CompiledMetric` evaluates
-a symbolic metric compiled from SymPy; `FunctionMetric` wraps any `x ↦ g(x)`.
+`PullbackMetric`, `FisherMetric`, `OutputMetric`) give the geodesic acceleration `Γ(v, v)`
+without any `n × n × n` array, so they work at the dimension of real embeddings;
+`CompiledMetric` evaluates a symbolic metric compiled from SymPy; `FunctionMetric` wraps any
+`x ↦ g(x)`.
 """
 
 from ._base import (
@@ -35,4 +36,11 @@ from ._potentials import (
     gaussian_kernel as gaussian_kernel,
     gaussian_wells as gaussian_wells,
     safe_norm as safe_norm,
+)
+from ._real import (
+    SOLVERS as SOLVERS,
+    OutputMetric as OutputMetric,
+    density_metric as density_metric,
+    euclidean_metric as euclidean_metric,
+    information_gravity_metric as information_gravity_metric,
 )
