@@ -14,6 +14,15 @@ from ._fisher import (
     scalar_curvature as scalar_curvature,
     semantic_curvature as semantic_curvature,
 )
+from ._fit import (
+    FIT_QUERY_MAPS as FIT_QUERY_MAPS,
+    FitData as FitData,
+    PotentialFit as PotentialFit,
+    fit_potential as fit_potential,
+    kl_per_prompt as kl_per_prompt,
+    length_unit as length_unit,
+    prepare_fit_data as prepare_fit_data,
+)
 from ._poisson import (
     grid_green_sum as grid_green_sum,
     poisson_free_space as poisson_free_space,

@@ -275,7 +275,7 @@ def load_prompts(path: str | Path, *, format: str | None = None,
       blank lines are skipped.
 
     The file is UTF-8 (a byte-order mark is allowed). `split` is `"train"` or `"test"`; when it
-    is missing, [`hash_split`][infograv.data.prompts.hash_split] decides from the text, so
+    is missing, [`hash_split`][infograv.data.hash_split] decides from the text, so
     the split does not depend on the order of the file. Texts must be distinct (a repeated
     prompt would count twice and could sit in both splits).
 
