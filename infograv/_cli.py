@@ -131,12 +131,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     mod = _validate_cli()
     if mod is not None:
         return int(mod.run_validate_command(args))
-    from ._paper import Progress
-    from .experiments._validation import run_validation
+    import inspect
 
-    prog = Progress(quiet=args.quiet)
+    from ._paper import Progress
+    from .experiments import _validation
+
+    run: Any = _validation.run_validation
+    options: dict[str, Any] = {"progress": Progress(quiet=args.quiet)}
+    if "quick" in inspect.signature(run).parameters:
+        options["quick"] = args.quick
     with atomic_dir(args.out, command="validate") as tmp:
-        run_validation(tmp, prog, quick=args.quick)
+        run(tmp, **options)
     print(Path(args.out).resolve())
     return 0
 

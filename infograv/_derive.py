@@ -13,7 +13,7 @@ from typing import Any
 import sympy as sp
 
 from ._io import _jsonable, check_output_dir, update_dir, write_text
-from ._parse import parse_expression
+from ._parse import ExpressionError, parse_expression
 from .symbolic import PREDEFINED, Metric, predefined
 from .symbolic._latex import components_markdown, independent_components
 
@@ -24,6 +24,9 @@ QUANTITIES = ("metric", "inverse", "christoffel", "riemann", "ricci", "ricci_sca
               "einstein", "weyl", "kretschmann")
 
 _INT_PARAMS = {"n", "d", "D"}
+#: The largest dimension `infograv derive` accepts for a predefined metric: the tensors have
+#: n^4 components, each simplified for up to `--simplify` seconds (n = 8: a few minutes).
+DERIVE_MAX_DIM = 8
 _STR_PARAMS = {"model"}
 
 
@@ -46,18 +49,21 @@ def metric_from_cli(name: str, params: Mapping[str, str] | None = None) -> Metri
     kwargs: dict[str, Any] = {}
     for k, v in list(params.items()):
         if k in _INT_PARAMS:
-            try:
-                kwargs[k] = int(v)
-            except ValueError:
-                raise ValueError(f"--param {k}: expected an integer, got {v!r}.") from None
+            if not v.strip().lstrip("+-").isdigit() or len(v) > 6:
+                raise ValueError(f"--param {k}: expected an integer from 1 to {DERIVE_MAX_DIM}, "
+                                 f"got {v[:20]!r}.")
+            kwargs[k] = int(v)
+            if not 1 <= kwargs[k] <= DERIVE_MAX_DIM:
+                raise ValueError(f"--param {k}: expected an integer from 1 to {DERIVE_MAX_DIM} "
+                                 f"(the tensors have {k}^4 components), got {kwargs[k]}.")
             params.pop(k)
         elif k in _STR_PARAMS:
             kwargs[k] = v
             params.pop(k)
     try:
         base = predefined(name, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f"--param: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--param {_param_hint(exc, kwargs)}{exc}") from None
     if not params:
         return base
     table: dict[str, sp.Symbol] = {s.name: s for s in base.coords}
@@ -65,11 +71,23 @@ def metric_from_cli(name: str, params: Mapping[str, str] | None = None) -> Metri
         if isinstance(s, sp.Symbol):
             table.setdefault(s.name, s)
     for k, v in params.items():
-        kwargs[k] = parse_expression(v, table)
+        try:
+            kwargs[k] = parse_expression(v, table)
+        except ExpressionError as exc:
+            raise ExpressionError(f"--param {k}: {exc}") from None
     try:
         return predefined(name, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f"--param: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--param {_param_hint(exc, kwargs)}{exc}") from None
+
+
+def _param_hint(exc: Exception, kwargs: Mapping[str, Any]) -> str:
+    """`KEY: ` when the message starts with one of the given parameters, else `: `."""
+    text = str(exc)
+    for k in kwargs:
+        if text.startswith(f"{k}:"):
+            return ""
+    return "(see `infograv list` and the metric's docs): "
 
 
 def derive(

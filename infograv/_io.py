@@ -10,9 +10,9 @@ get the permissions the process umask gives (like `open` and `mkdir`), not the p
 `tempfile`.
 
 Termination signals (SIGTERM, SIGHUP, SIGINT) become a `Terminated` exception through
-`handle_termination`, so the clean-up code (the `finally` blocks below) runs; the few steps
-that must not be cut in two (creating a temporary folder, the two renames of a replacement) run
-in `critical()`, which defers a signal to its end.
+`handle_termination`, so the clean-up code (the `finally` blocks below) runs; the steps that
+must not be cut in two (creating a temporary folder or file, the two renames of a replacement,
+removing a temporary) run in `critical()`, which defers a signal to its end.
 """
 
 from __future__ import annotations
@@ -70,25 +70,46 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-_state: dict[str, Any] = {"depth": 0, "pending": None, "fired": False}
+_state: dict[str, Any] = {"depth": 0, "pending": None}
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    if _state["fired"]:  # a second signal while cleaning up: let the clean-up finish
-        return
-    if _state["depth"] > 0:
+    if _state["depth"] > 0:  # inside a step that must not be cut in two: raise at its end
         _state["pending"] = signum
         return
-    _state["fired"] = True
     raise Terminated(signum)
+
+
+def _unraisable(hook: Any) -> Any:
+    """Wrap `sys.unraisablehook`: a `Terminated` raised where Python cannot propagate it (a
+    garbage-collection callback, a `__del__`) is delivered again instead of being lost."""
+
+    def on_unraisable(info: Any) -> None:
+        if isinstance(info.exc_value, Terminated):
+            # sent again from a helper thread a moment later, once the callback has returned
+            # (a signal sent from here would be handled, and lost, inside this hook)
+            import threading
+
+            timer = threading.Timer(0.05, os.kill, (os.getpid(), info.exc_value.signum))
+            timer.daemon = True
+            timer.start()
+            return
+        hook(info)
+
+    on_unraisable.previous = hook  # type: ignore[attr-defined]
+    return on_unraisable
 
 
 def handle_termination(previous: dict[int, Any] | None = None) -> dict[int, Any]:
     """Turn SIGTERM, SIGHUP and SIGINT into `Terminated`; return the handlers replaced.
 
-    Called with the dictionary an earlier call returned, it puts those handlers back instead.
-    Only the main thread can set signal handlers; elsewhere this does nothing.
+    A signal the process was started with set to be ignored stays ignored (so `nohup infograv
+    paper` survives the end of the session, and a background job of a shell ignores Ctrl-C as
+    the shell intends). Called with the dictionary an earlier call returned, it puts those
+    handlers back instead. Only the main thread can set signal handlers; elsewhere this does
+    nothing.
     """
+    import sys
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -96,13 +117,15 @@ def handle_termination(previous: dict[int, Any] | None = None) -> dict[int, Any]
     if previous is not None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        sys.unraisablehook = getattr(sys.unraisablehook, "previous", sys.unraisablehook)
         return {}
-    _state.update(depth=0, pending=None, fired=False)
+    _state.update(depth=0, pending=None)
     replaced: dict[int, Any] = {}
     for name in ("SIGTERM", "SIGHUP", "SIGINT"):
         sig = getattr(signal, name, None)
-        if sig is not None:
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
             replaced[sig] = signal.signal(sig, _on_signal)
+    sys.unraisablehook = _unraisable(sys.unraisablehook)
     return replaced
 
 
@@ -114,10 +137,9 @@ def critical() -> Iterator[None]:
         yield
     finally:
         _state["depth"] -= 1
-        if _state["depth"] == 0 and _state["pending"] is not None and not _state["fired"]:
+        if _state["depth"] == 0 and _state["pending"] is not None:
             pending: int = _state["pending"]
             _state["pending"] = None
-            _state["fired"] = True
             raise Terminated(pending)
 
 
@@ -318,8 +340,8 @@ def atomic_dir(path: str | os.PathLike[str], *, what: str = "--out",
         >>> sorted(p.name for p in d.iterdir())
         ['.infograv-manifest.json', 'a.txt']
     """
+    check_output_dir(path, what=what)  # the message names the path as the user gave it
     target = Path(os.path.abspath(path))
-    check_output_dir(target, what=what)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = _mkdtemp_near(target)
     try:

@@ -43,12 +43,43 @@ def _check_query(space: SemanticSpace, query: Query) -> None:
 
 
 def _check_temperature(T: Any, dtype: Any) -> jax.Array:
+    """`T > 0` (NaN refused); `T = inf` is allowed: the uniform limit (see `log_probs`)."""
     T = jnp.asarray(T, dtype)
     if isinstance(T, jax.core.Tracer):
         return eqx.error_if(T, jnp.any(~(T > 0)), "T: the temperature must be > 0.")
     if not np.all(np.asarray(T) > 0):
         raise ValueError(f"T: the temperature must be > 0 (and not NaN), got {np.asarray(T)}.")
     return T
+
+
+def _check_energies(U: jax.Array) -> jax.Array:
+    """Energies are finite or `+inf` (an excluded token); NaN, `-inf`, all-`+inf` are refused."""
+    if not jnp.issubdtype(U.dtype, jnp.floating):
+        U = U.astype(jnp.zeros(()).dtype)
+    if U.ndim == 0 or U.shape[-1] == 0:
+        raise ValueError(f"U: expected energies of shape (..., N) with N >= 1, got {U.shape}.")
+    bad = jnp.isnan(U) | (U == -jnp.inf)
+    none = jnp.all(U == jnp.inf, axis=-1)
+    if isinstance(U, jax.core.Tracer):
+        U = eqx.error_if(U, jnp.any(bad), "U: energies must not be NaN or -inf.")
+        return eqx.error_if(U, jnp.any(none), "U: every energy of a row is +inf.")
+    if bool(jnp.any(bad)):
+        idx = tuple(int(i) for i in np.argwhere(np.asarray(bad))[0])
+        raise ValueError(
+            f"U: energies must be finite, or +inf for a token that can never be selected; "
+            f"found {float(U[idx])} at index {idx}."
+        )
+    if bool(jnp.any(none)):
+        idx = tuple(int(i) for i in np.argwhere(np.asarray(none))[0])
+        where = f" of row {idx}" if idx else ""
+        raise ValueError(f"U: every energy{where} is +inf; no token can be selected.")
+    return U
+
+
+def _scaled(U: jax.Array, T: jax.Array) -> jax.Array:
+    """$z = -U/T$ with $z = -\\infty$ for $U = +\\infty$ (also at $T = \\infty$)."""
+    excluded = U == jnp.inf
+    return jnp.where(excluded, -jnp.inf, -jnp.where(excluded, 0.0, U) / T)
 
 
 def energies(
@@ -125,10 +156,16 @@ def log_probs(
     `top_p` keeps the smallest set of most probable tokens whose probability reaches $p$ (the
     token that crosses $p$ is kept). Removed tokens get $\log P = -\infty$; the rest renormalise.
 
+    Extreme inputs (docs/model/formalism.md §4): $T$ from the smallest positive float to
+    $+\infty$ is accepted; $T = +\infty$ is the uniform limit $P_i = 1/N$. An energy $U_i = +\infty$
+    is a token that can never be selected ($\log P_i = -\infty$, as with `top_k`). The result is
+    always $\le 0$ and never NaN.
+
     Arguments:
-        U: `(..., N)` energies.
-        T: temperature $> 0$: a scalar, or an array broadcast jointly with `U.shape[:-1]`
-            (so `U[:, None, :]` with `T` of shape `(K,)` gives a queries × temperatures grid).
+        U: `(..., N)` energies: finite, or `+inf` for an excluded token.
+        T: temperature $> 0$ (`inf` allowed): a scalar, or an array broadcast jointly with
+            `U.shape[:-1]` (so `U[:, None, :]` with `T` of shape `(K,)` gives a queries ×
+            temperatures grid).
         top_k: optional $1 \le k \le N$.
         top_p: optional $0 < p \le 1$.
 
@@ -136,8 +173,8 @@ def log_probs(
         `(..., N)` log-probabilities.
 
     Raises:
-        ValueError: `T` ≤ 0 or NaN (an `eqx.error_if` runtime error under `jit`); bad `top_k`,
-            `top_p`.
+        ValueError: `T` ≤ 0 or NaN; an energy that is NaN or `-inf`, or a row whose energies are
+            all `+inf` (each an `eqx.error_if` runtime error under `jit`); bad `top_k`, `top_p`.
 
     Example:
         >>> import jax.numpy as jnp
@@ -145,7 +182,7 @@ def log_probs(
         >>> tuple(round(float(v), 4) for v in jnp.exp(lp))
         (0.7311, 0.2689, 0.0)
     """
-    U = jnp.asarray(U)
+    U = _check_energies(jnp.asarray(U))
     T = _check_temperature(T, U.dtype)
     n = U.shape[-1]
     if top_k is not None and (not isinstance(top_k, int) or not 1 <= top_k <= n):
@@ -165,11 +202,11 @@ def _joint(U: jax.Array, T: jax.Array) -> tuple[jax.Array, jax.Array]:
 def _log_probs_core(U, T, top_k, top_p):
     U, Tb = _joint(U, T)
     Tb = Tb[..., None]
-    z = -U / Tb
+    z = _scaled(U, Tb)
     if top_k is not None:
         kth = jax.lax.top_k(z, top_k)[0][..., -1:]
         z = jnp.where(z >= kth, z, -jnp.inf)
-    lp = z - logsumexp(z, axis=-1, keepdims=True)
+    lp = jax.nn.log_softmax(z, axis=-1)  # shifted by the maximum: exact where z ties
     if top_p is not None:
         order = jnp.argsort(-lp, axis=-1)
         sorted_lp = jnp.take_along_axis(lp, order, axis=-1)
@@ -178,8 +215,8 @@ def _log_probs_core(U, T, top_k, top_p):
         keep = jnp.zeros_like(keep_sorted)
         keep = jnp.put_along_axis(keep, order, keep_sorted, axis=-1, inplace=False)
         z = jnp.where(keep, lp, -jnp.inf)
-        lp = z - logsumexp(z, axis=-1, keepdims=True)
-    return lp
+        lp = jax.nn.log_softmax(z, axis=-1)
+    return jnp.minimum(lp, 0.0)  # log P <= 0 also where rounding would give +1 ulp
 
 
 def selection_log_probs(
@@ -284,8 +321,13 @@ class Thermodynamics(eqx.Module):
         free_energy: $F = -T\ln Z$.
         mean_energy: $\langle U\rangle$.
         variance: $\mathrm{Var}(U)$.
-        entropy: $H = (\langle U\rangle - F)/T$ (nats).
+        entropy: $H = -\sum_i P_i\log P_i = (\langle U\rangle - F)/T$ (nats), computed as the
+            first form from the log-probabilities, which keeps full precision at any $T$.
         heat_capacity: $C = \mathrm{Var}(U)/T^2$.
+
+    At $T = +\infty$ (the uniform limit): $\ln Z = \ln N$, $H = \ln N$, $C = 0$ and
+    $F = -\infty$ (as $F = -T\ln N$); with $T$ so large that $T\ln Z$ overflows, $F = -\infty$
+    likewise. Every other attribute is finite.
     """
 
     log_z: Float[Array, "*batch"]
@@ -296,14 +338,14 @@ class Thermodynamics(eqx.Module):
     heat_capacity: Float[Array, "*batch"]
 
 
-def _thermo_from(log_z: jax.Array, mean: jax.Array, var: jax.Array, T: jax.Array) -> Thermodynamics:
-    F = -T * log_z
+def _thermo_from(log_z: jax.Array, mean: jax.Array, var: jax.Array, T: jax.Array,
+                 entropy: jax.Array) -> Thermodynamics:
     return Thermodynamics(
         log_z=log_z,
-        free_energy=F,
+        free_energy=jnp.where(log_z == 0, 0.0, -T * log_z),  # N = 1 at T = inf: F = 0
         mean_energy=mean,
         variance=var,
-        entropy=(mean - F) / T,
+        entropy=jnp.maximum(entropy, 0.0),
         heat_capacity=var / T**2,
     )
 
@@ -313,6 +355,12 @@ def thermodynamics(U: Any, T: Any) -> Thermodynamics:
 
     Exact identities (tested by autodiff): $dF/dT = -H$, $dH/dT = \mathrm{Var}(U)/T^3$.
     `T` broadcasts jointly with `U.shape[:-1]`, as in [`log_probs`][infograv.model.log_probs].
+    The entropy is $-\sum_i P_i \log P_i$ from the log-softmax, so $0 \le H \le \ln N$ holds at
+    every $T$ from $10^{-12}$ to $+\infty$ (the uniform limit); energies follow the rules of
+    [`log_probs`][infograv.model.log_probs] (`+inf` excludes a token; NaN, `-inf` raise).
+
+    Raises:
+        ValueError: as [`log_probs`][infograv.model.log_probs] (bad `T` or energies).
 
     Example:
         >>> import jax.numpy as jnp
@@ -320,19 +368,23 @@ def thermodynamics(U: Any, T: Any) -> Thermodynamics:
         >>> round(float(th.entropy), 6), round(float(th.heat_capacity), 6)
         (1.386294, 0.0)
     """
-    U = jnp.asarray(U)
+    U = _check_energies(jnp.asarray(U))
     return _thermo_core(U, _check_temperature(T, U.dtype))
 
 
 @jax.jit
 def _thermo_core(U, T):
     U, Tb = _joint(U, T)
-    z = -U / Tb[..., None]
+    z = _scaled(U, Tb[..., None])
     log_z = logsumexp(z, axis=-1)
-    p = jnp.exp(z - log_z[..., None])
-    mean = jnp.sum(p * U, axis=-1)
-    var = jnp.sum(p * (U - mean[..., None]) ** 2, axis=-1)
-    return _thermo_from(log_z, mean, var, Tb)
+    lp = jax.nn.log_softmax(z, axis=-1)
+    p = jnp.exp(lp)
+    live = p > 0  # double where: no 0 * inf, and finite gradients through the masked branch
+    Us = jnp.where(live, U, 0.0)
+    mean = jnp.sum(jnp.where(live, p * Us, 0.0), axis=-1)
+    var = jnp.sum(jnp.where(live, p * (Us - mean[..., None]) ** 2, 0.0), axis=-1)
+    entropy = -jnp.sum(jnp.where(live, p * jnp.where(live, lp, 0.0), 0.0), axis=-1)
+    return _thermo_from(log_z, mean, var, Tb, entropy)
 
 
 def kl_divergence(logp: Any, logq: Any) -> Float[Array, "*batch"]:
@@ -438,45 +490,58 @@ def _stream(space, x, mass, T, potential, chunk_size, background) -> StreamingRe
     get, n_chunks, _ = _chunks(space, chunk_size, background)
 
     def step(carry, c):
-        a, w, mean, m2, best_u, best_i = carry
+        a, w, mean, m2, ent, best_u, best_i = carry
         e_c, m_c, v_c, b_c, i_c, _ = get(c)
         U = _chunk_energy(x, mass, e_c, m_c, b_c, potential)
-        v_c = jnp.broadcast_to(v_c, U.shape)
-        z = jnp.where(v_c, -U / T[..., None], -jnp.inf)
+        v_c = jnp.broadcast_to(v_c, U.shape) & (U < jnp.inf)
+        z = jnp.where(v_c, _scaled(jnp.where(v_c, U, 0.0), T[..., None]), -jnp.inf)
         Uz = jnp.where(v_c, U, 0.0)
         a_c = jnp.max(z, axis=-1)
-        e = jnp.exp(z - a_c[..., None])
+        a_cs = jnp.where(jnp.isfinite(a_c), a_c, 0.0)
+        d_c = jnp.where(v_c, z - a_cs[..., None], 0.0)
+        e = jnp.where(v_c, jnp.exp(d_c), 0.0)
         w_c = jnp.sum(e, axis=-1)
-        mean_c = jnp.sum(e * Uz, axis=-1) / w_c
+        w_cs = jnp.where(w_c > 0, w_c, 1.0)
+        mean_c = jnp.sum(e * Uz, axis=-1) / w_cs
         m2_c = jnp.sum(e * (Uz - mean_c[..., None]) ** 2, axis=-1)
+        s_c = jnp.sum(e * d_c, axis=-1)  # sum of e_i (z_i - a_c), each term in [-1/e, 0]
         a_new = jnp.maximum(a, a_c)
-        w1 = w * jnp.exp(a - a_new)
-        w2 = w_c * jnp.exp(a_c - a_new)
+        a_ns = jnp.where(jnp.isfinite(a_new), a_new, 0.0)
+        # rescale both parts to the new running maximum (a part with w = 0 contributes 0)
+        g1 = jnp.where(w > 0, jnp.exp(jnp.where(w > 0, a, a_ns) - a_ns), 0.0)
+        g2 = jnp.where(w_c > 0, jnp.exp(a_cs - a_ns), 0.0)
+        w1, w2 = w * g1, w_c * g2
         wt = w1 + w2
+        wts = jnp.where(wt > 0, wt, 1.0)
         delta = mean_c - mean
-        mean_new = mean + delta * w2 / wt
-        m2_new = m2 * jnp.exp(a - a_new) + m2_c * jnp.exp(a_c - a_new) + delta**2 * w1 * w2 / wt
+        mean_new = mean + delta * w2 / wts
+        m2_new = m2 * g1 + m2_c * g2 + delta**2 * w1 * w2 / wts
+        sh1 = jnp.where(w > 0, jnp.where(w > 0, a, a_ns) - a_ns, 0.0)
+        ent_new = (ent + w * sh1) * g1 + (s_c + w_c * (a_cs - a_ns)) * g2
         Umask = jnp.where(v_c, U, jnp.inf)
         j = jnp.argmin(Umask, axis=-1)
         u_c = jnp.take_along_axis(Umask, j[..., None], axis=-1)[..., 0]
         better = u_c < best_u
         best_u = jnp.where(better, u_c, best_u)
         best_i = jnp.where(better, i_c[j], best_i)
-        return (a_new, wt, mean_new, m2_new, best_u, best_i), None
+        return (a_new, wt, mean_new, m2_new, ent_new, best_u, best_i), None
 
     init = (
         jnp.full(batch, -jnp.inf, dtype),
         jnp.zeros(batch, dtype),
         jnp.zeros(batch, dtype),
         jnp.zeros(batch, dtype),
+        jnp.zeros(batch, dtype),
         jnp.full(batch, jnp.inf, dtype),
         jnp.zeros(batch, jnp.arange(1).dtype),
     )
-    # w = 0 and a = -inf at the start: exp(a - a_new) = 0, so the first chunk's stats are taken.
-    (a, w, mean, m2, best_u, best_i), _ = jax.lax.scan(step, init, jnp.arange(n_chunks))
+    # w = 0 and a = -inf at the start: the first chunk's statistics are taken as they are.
+    (a, w, mean, m2, ent, best_u, best_i), _ = jax.lax.scan(step, init, jnp.arange(n_chunks))
     log_z = a + jnp.log(w)
-    thermo = _thermo_from(log_z, mean, m2 / w, T)
-    return StreamingResult(thermo=thermo, top1=best_i, top1_log_prob=-best_u / T - log_z)
+    # H = log w - (1/w) sum_i e_i (z_i - a), with e_i = exp(z_i - a): no cancellation at low T
+    thermo = _thermo_from(log_z, mean, m2 / w, T, jnp.log(w) - ent / w)
+    top1_lp = jnp.minimum(_scaled(best_u, T) - log_z, 0.0)
+    return StreamingResult(thermo=thermo, top1=best_i, top1_log_prob=top1_lp)
 
 
 def chunked_log_probs(
@@ -509,7 +574,7 @@ def _chunked_lp(space, x, mass, T, potential, chunk_size, background, log_z):
     def body(c, out):
         e_c, m_c, _, b_c, _, start = get(c)
         U = _chunk_energy(x, mass, e_c, m_c, b_c, potential)
-        lp = -U / T[..., None] - log_z[..., None]
+        lp = jnp.minimum(_scaled(U, T[..., None]) - log_z[..., None], 0.0)
         return jax.lax.dynamic_update_slice_in_dim(out, lp, start, axis=out.ndim - 1)
 
     return jax.lax.fori_loop(0, n_chunks, body, out)

@@ -101,7 +101,8 @@ class SemanticSpace(eqx.Module):
 
     Raises:
         ValueError: empty vocabulary, wrong shapes, NaN/inf entries, negative masses, a bad
-            bandwidth; each message names the argument.
+            bandwidth, a zero row with `angular=True` (named by its index); each message names
+            the argument.
 
     Example:
         >>> import jax.numpy as jnp
@@ -141,7 +142,15 @@ class SemanticSpace(eqx.Module):
         if _concrete(emb) and not _all_finite(emb):
             raise ValueError("embedding: contains NaN or inf entries.")
         if angular:
-            emb = emb / jnp.linalg.norm(emb, axis=1, keepdims=True)
+            norms = jnp.linalg.norm(emb, axis=1, keepdims=True)
+            if _concrete(norms) and not bool(jnp.all(norms > 0)):
+                row = int(np.argmin(np.asarray(norms[:, 0]) > 0))
+                raise ValueError(
+                    f"embedding: row {row} is the zero vector, which has no direction; "
+                    "angular=True needs every token's vector to be nonzero (drop the row, or "
+                    "use angular=False)."
+                )
+            emb = emb / norms
         if masses is None:
             m = jnp.ones((n,), emb.dtype)
         else:
@@ -177,10 +186,18 @@ class SemanticSpace(eqx.Module):
         return int(self.embedding.shape[1])
 
     def distances(self, x: Any) -> Float[Array, "*batch N"]:
-        r"""Distances $D(x, x_i)$ from points `x` (`(..., d)`) to every token."""
+        r"""Distances $D(x, x_i)$ from points `x` (`(..., d)`) to every token.
+
+        Raises:
+            ValueError: with `angular=True`, a zero point `x` (it has no direction).
+        """
         x = jnp.asarray(x, self.embedding.dtype)
         if self.angular:
-            xn = x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+            nx = jnp.linalg.norm(x, axis=-1, keepdims=True)
+            if _concrete(nx) and not bool(jnp.all(nx > 0)):
+                raise ValueError("x: a zero vector has no direction; the angular distance "
+                                 "needs nonzero points.")
+            xn = x / nx
             c = jnp.clip(xn @ self.embedding.T, -1.0, 1.0)
             return jnp.arccos(c)
         r2 = _sq_dist(x, self.embedding)

@@ -33,11 +33,19 @@ __all__ = [
 ]
 
 
+#: The largest dimension a predefined metric accepts: its curvature tensors have n^4
+#: components (65,536 at n = 16), each a symbolic expression.
+MAX_DIM = 16
+
+
 def _check_int(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name}: expected an integer ≥ {minimum}, got {value!r}.")
     if value < minimum:
         raise ValueError(f"{name}: must be ≥ {minimum}, got {value}.")
+    if value > MAX_DIM:
+        raise ValueError(f"{name}: must be ≤ {MAX_DIM} (the curvature tensors have n^4 "
+                         f"symbolic components), got {value}.")
     return value
 
 
