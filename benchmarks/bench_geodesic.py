@@ -1,6 +1,7 @@
 """Benchmark: a batch of Schwarzschild timelike orbits, side by side.
 
     .venv/bin/python benchmarks/bench_geodesic.py [--n 10000] [--subset 20] [--einsteinpy 1]
+    .venv/bin/python benchmarks/bench_geodesic.py --roofline [--n 10000]
 
 Orbits: equatorial, M = 1, periapsis r0 uniform in [6, 20], φ̇ = (1 + u) × circular with u
 uniform in [0, 0.1] (bound, eccentric), integrated to proper time τ = 1000. Compile time is
@@ -29,6 +30,11 @@ rtol = 1e-13; drift of E = −p_t, L = p_φ and g(u, u) + 1 over the run, the la
 Arithmetic floor: floating-point operations per orbit ÷ the measured float64 matmul rate of this
 machine, counting (a) the right-hand side only (XLA cost analysis of one Γ(v, v)) and (b) also
 the Runge–Kutta stage combinations and the error norm of each step.
+
+--roofline: where the time of geodesic_batch goes, in CPU time (valid on a shared machine): the
+work per orbit-step (multiply–adds, divisions, bytes through the cache), one core's matmul rate,
+division rate and L2 bandwidth, and the CPU time per block-step against block size, split by a
+straight-line fit into a fixed cost per step and a cost per orbit.
 """
 
 from __future__ import annotations
@@ -153,13 +159,120 @@ def step_flops(n_state: int) -> tuple[int, int]:
     return evals, comb * n_state
 
 
+# -- roofline: where the time of geodesic_batch goes ---------------------------------------------
+
+
+def cpu_seconds(fn, *args, repeat: int = 5) -> float:
+    """Least CPU time (all threads of this process) of `fn(*args)` over `repeat` runs, after a
+    first call that compiles. CPU time, not wall time: on a machine shared with other jobs it
+    counts the time this work actually ran, not the time it waited for a core."""
+    jax.block_until_ready(fn(*args))
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        jax.block_until_ready(fn(*args))
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def _per_iteration(body, x, iters: int = 4000) -> float:
+    """CPU seconds per iteration of `x ← body(x)` in a compiled `fori_loop`."""
+    run = jax.jit(lambda x: jax.lax.fori_loop(0, iters, lambda i, y: body(y), x))
+    return cpu_seconds(run, x) / iters
+
+
+def xla_rates() -> dict[str, float]:
+    """Rates of XLA's generated element-wise code on this CPU, in CPU time, data in cache:
+    divisions per second (a chain of divisions over a block in L1) and the bytes per second of a
+    read–write stream through L2 (the 14 stages of a block of 256 orbits)."""
+    x = jnp.full((6, 512), 0.5)  # 24 KiB: in L1
+
+    def div(y):
+        for _ in range(8):
+            y = 1.0 / (y + 1.5)
+        return y
+
+    ks = jnp.full((14, 6, 256), 0.5)  # 168 KiB: in L2
+    return {
+        "div_per_s": 8 * x.size / _per_iteration(div, x),  # the 8 adds ride along
+        "stream_bytes": 2 * ks.nbytes / _per_iteration(lambda y: y * 0.999 + 0.001, ks),
+    }
+
+
+def traffic_and_ops(n_state: int, rhs_flops: float, rhs_divs: int) -> dict[str, float]:
+    """Per orbit and Dopri8 step of geodesic_batch: multiply–add flops, divisions, and the bytes
+    that the stage combinations and right-hand sides move if each reads its inputs once."""
+    tab = _tableau(None)
+    evals, comb = step_flops(n_state)
+    s = tab.a.shape[0]
+    arrays = sum(np.count_nonzero(tab.a[i]) + 2 for i in range(1, s))  # Σ a_ij k_j + y → input
+    arrays += 2 * evals  # each right-hand side reads its input and writes its stage
+    arrays += (np.count_nonzero(tab.b) + 2) + (np.count_nonzero(tab.e) + 1) + 3  # y1, err, norm
+    divs = rhs_divs * evals + n_state  # err / scale in the error norm
+    return {"flops": rhs_flops * evals + comb - divs, "divs": divs,
+            "bytes": 8.0 * n_state * arrays}
+
+
+def roofline(n: int) -> None:
+    """Time per block-step of geodesic_batch against block size, and the floor of XLA's own
+    element-wise rates for the same work, on the equatorial Schwarzschild orbits."""
+    x0, v0 = initial(n)
+    eq = equatorial_metric()
+    xq, vq = jnp.asarray(x0[:, EQ]), jnp.asarray(v0[:, EQ])
+    lowered = jax.jit(eq.acceleration).lower(xq[0], vq[0])
+    divs = lowered.as_text().count("stablehlo.divide")
+    ca = lowered.compile().cost_analysis()
+    ca = ca[0] if isinstance(ca, list) else ca
+    work = traffic_and_ops(6, float(ca.get("flops", float("nan"))), divs)
+    rates = xla_rates()
+    a = np.random.default_rng(0).normal(size=(1500, 1500))
+    # the float64 matmul rate per core (CPU time of all threads): near the multiply–add peak
+    per_core = 2 * 1500**3 / cpu_seconds(lambda m: m @ m, a, repeat=3)
+    print(f"\nroofline: {n} equatorial orbits, tau = {TAU}, rtol 1e-8")
+    print(f"per orbit and step: {work['flops']:.0f} multiply-add flop, {work['divs']:.0f} "
+          f"divisions, {work['bytes'] / 1e3:.1f} kB moved through cache")
+    print(f"one core: {per_core / 1e9:.1f} GFLOP/s float64 matmul, {rates['div_per_s'] / 1e9:.2f} "
+          f"G divisions/s, {rates['stream_bytes'] / 1e9:.0f} GB/s through L2 (CPU time)")
+    compute = work["flops"] / per_core + work["divs"] / rates["div_per_s"]
+    memory = work["bytes"] / rates["stream_bytes"]
+    print(f"floors per orbit-step: compute {compute * 1e9:.1f} ns (multiply-adds at the matmul "
+          f"rate, divisions at the measured rate), memory {memory * 1e9:.1f} ns")
+    rows = []
+    for bs in (16, 32, 64, 128, 256, 512, 1024):
+        fn = eqx.filter_jit(lambda x, v, bs=bs: gd.geodesic_batch(
+            eq, x, v, TAU, rtol=1e-8, atol=1e-8, block_size=bs))
+        sol, _ = timed(fn, xq, vq)
+        best = cpu_seconds(fn, xq, vq, repeat=3)
+        steps = int(np.sum(sol.block_steps) + np.sum(sol.block_rejected))
+        rows.append((bs, best, steps, best / steps))
+    b_arr = np.array([r[0] for r in rows], float)
+    t_arr = np.array([r[3] for r in rows])
+    small = b_arr <= 64
+    slope, icpt = np.polyfit(b_arr[small], t_arr[small], 1)
+    print(f"fit on blocks <= 64 (in L1): {icpt * 1e6:.2f} us per step fixed + "
+          f"{slope * 1e9:.1f} ns per orbit-step")
+    print("| block | CPU s | block-steps | us / block-step | ns / orbit-step | fixed share | "
+          "x compute floor | x roofline |")
+    print("|---|---|---|---|---|---|---|---|")
+    for bs, run, steps, per in rows:
+        orb = per / bs
+        roof = max(compute, memory) + icpt / bs
+        print(f"| {bs} | {run:.3f} | {steps} | {per * 1e6:.1f} | {orb * 1e9:.1f} | "
+              f"{icpt / per:.0%} | {orb / compute:.1f} | {orb / roof:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--subset", type=int, default=20)
     ap.add_argument("--einsteinpy", type=int, default=1)
+    ap.add_argument("--roofline", action="store_true",
+                    help="only the roofline: time per step against block size, XLA's rates")
     args = ap.parse_args()
     n = args.n
+    if args.roofline:
+        roofline(n)
+        return
     x0, v0 = initial(n)
     E0, L0, _ = conserved(x0[:, 1], v0[:, 0], v0[:, 1], v0[:, 3])
     full = geo.CompiledMetric.from_symbolic(symbolic.schwarzschild(), params={sp.Symbol("M"): M})
