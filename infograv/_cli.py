@@ -152,7 +152,10 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     if args.cache_dir is not None and args.cache_dir.exists() and not args.cache_dir.is_dir():
         raise NotADirectoryError(f"--cache-dir: {args.cache_dir} is a file; give a folder for the "
                                  "cache (default ~/.cache/infograv or $INFOGRAV_CACHE).")
-    names = sorted(lm.ARTIFACTS) if args.name == "all" else [args.name]
+    # `all`: the artifacts fetched by default (some, e.g. a model under its own terms, only
+    # on request by name)
+    names = (sorted(n for n, spec in lm.ARTIFACTS.items() if getattr(spec, "in_all", True))
+             if args.name == "all" else [args.name])
     for name in names:
         path = lm.fetch(name, cache_dir=args.cache_dir, progress=not args.quiet)
         print(f"{name}: {path}")
@@ -285,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     f = add("fetch", "download a real model into the cache (needs the network)",
             "infograv fetch smollm2")
     f.add_argument("name", choices=[*artifacts, "all"], metavar="NAME",
-                   help=f"artifact to download: {', '.join(artifacts)}, or all")
+                   help=f"artifact to download: {', '.join(artifacts)}, or all (the "
+                   "artifacts fetched by default)")
     f.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                    help="cache folder (default: $INFOGRAV_CACHE or ~/.cache/infograv)")
     f.add_argument("--quiet", action="store_true", help="no download progress on stderr")

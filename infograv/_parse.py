@@ -23,7 +23,7 @@ import keyword
 import math
 import tomllib
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ import sympy as sp
 
 from .symbolic._metric import entry_problem
 
-__all__ = ["ExpressionError", "parse_expression", "load_metric_toml", "normalise_name", "FUNCTIONS"]
+__all__ = ["ExpressionError", "parse_expression", "load_metric_toml", "normalise_name", "read_toml",
+           "FUNCTIONS"]
 
 MAX_LENGTH = 4000
 MAX_DEPTH = 60
@@ -53,12 +54,6 @@ FUNCTIONS: dict[str, Any] = {
 }
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "E": sp.E}
 
-_BINOPS = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-}
 _GROUP = {ast.Add: "sum", ast.Sub: "sum", ast.Mult: "product", ast.Div: "product"}
 _NODE_NAMES = {
     "Attribute": "attribute access (a.b)", "Subscript": "subscripts (a[i])",
@@ -98,23 +93,31 @@ def _snippet(text: str, node: ast.AST | None = None, limit: int = 40) -> str:
     return f"{seg!r}" + (f" (column {col + 1})" if col is not None else "")
 
 
-def _number(value: Any, where: str) -> sp.Expr:
+def _number(value: Any, where: Where) -> sp.Expr:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         kind = type(value).__name__
-        raise ExpressionError(f"{where}: only numbers, names and operators are allowed, "
+        raise ExpressionError(f"{_w(where)}: only numbers, names and operators are allowed, "
                               f"found a {kind} literal.")
     if isinstance(value, int):
         if abs(value) > MAX_INTEGER:
-            raise ExpressionError(f"{where}: integer literals may not exceed {MAX_INTEGER} "
+            raise ExpressionError(f"{_w(where)}: integer literals may not exceed {MAX_INTEGER} "
                                   "(10**12); write larger numbers as products or powers.")
         return sp.Integer(value)
     if not math.isfinite(value):
-        raise ExpressionError(f"{where}: non-finite number {value!r}.")
+        raise ExpressionError(f"{_w(where)}: non-finite number {value!r}.")
     frac = Fraction(repr(value))
     if max(abs(frac.numerator), frac.denominator).bit_length() > MAX_BITS:
-        raise ExpressionError(f"{where}: the number {value!r} needs more than {MAX_BITS} bits "
+        raise ExpressionError(f"{_w(where)}: the number {value!r} needs more than {MAX_BITS} bits "
                               "as an exact fraction.")
     return sp.Rational(frac.numerator, frac.denominator)
+
+
+Where = str | Callable[[], str]
+
+
+def _w(where: Where) -> str:
+    """The location text of a message, computed only when a message is made."""
+    return where() if callable(where) else where
 
 
 def _bits(x: sp.Expr) -> int:
@@ -126,16 +129,16 @@ def _bits(x: sp.Expr) -> int:
     return 0
 
 
-def _check_size(expr: sp.Expr, where: str) -> sp.Expr:
+def _check_size(expr: sp.Expr, where: Where) -> sp.Expr:
     """Bound every intermediate value: node count, exact-number bits, numeric exponents."""
     for i, node in enumerate(sp.preorder_traversal(expr)):
         if i > MAX_NODES:
-            raise ExpressionError(f"{where}: the expression grows beyond {MAX_NODES} terms.")
+            raise ExpressionError(f"{_w(where)}: the expression grows beyond {MAX_NODES} terms.")
         if isinstance(node, sp.Rational) and _bits(node) > MAX_BITS:
-            raise ExpressionError(f"{where}: an exact number with more than {MAX_BITS} bits "
+            raise ExpressionError(f"{_w(where)}: an exact number with more than {MAX_BITS} bits "
                                   "(beyond float64's range).")
         if isinstance(node, sp.Pow) and node.exp.is_Number and abs(node.exp) > MAX_EXPONENT:
-            raise ExpressionError(f"{where}: makes the power {_short(node)} with exponent "
+            raise ExpressionError(f"{_w(where)}: makes the power {_short(node)} with exponent "
                                   f"{node.exp}; exponents (also combined, as in (x^a)^b) "
                                   f"must lie in [-{MAX_EXPONENT}, {MAX_EXPONENT}].")
     return expr
@@ -146,7 +149,7 @@ def _short(e: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _power(base: sp.Expr, exponent: sp.Expr, where: str) -> sp.Expr:
+def _power(base: sp.Expr, exponent: sp.Expr, where: Where) -> sp.Expr:
     if exponent.is_number:
         try:
             size = abs(float(sp.N(exponent, 15)))
@@ -154,13 +157,14 @@ def _power(base: sp.Expr, exponent: sp.Expr, where: str) -> sp.Expr:
             size = math.inf
         if not size <= MAX_EXPONENT:
             raise ExpressionError(
-                f"{where}: numeric exponents must lie in [-{MAX_EXPONENT}, {MAX_EXPONENT}]."
+                f"{_w(where)}: numeric exponents must lie in [-{MAX_EXPONENT}, {MAX_EXPONENT}]."
             )
         # an exact number raised to a power: estimate the result's size before computing it
         if base.is_Rational and _bits(base) * size > MAX_BITS:
             raise ExpressionError(
-                f"{where}: the power would be an exact number of about {int(_bits(base) * size)} "
-                f"bits; intermediate numbers are limited to {MAX_BITS} bits."
+                f"{_w(where)}: the power would be an exact number of about "
+                f"{int(_bits(base) * size)} bits; intermediate numbers are limited to "
+                f"{MAX_BITS} bits."
             )
     return base**exponent
 
@@ -235,7 +239,7 @@ from .symbolic._metric import entry_problem
         if isinstance(node, ast.Expression):
             return walk(node.body, depth)
         if isinstance(node, ast.Constant):
-            return _number(node.value, _snippet(source, node))
+            return _number(node.value, lambda: _snippet(source, node))
         if isinstance(node, ast.Name):
             if node.id in names:
                 return names[node.id]
@@ -249,7 +253,7 @@ from .symbolic._metric import entry_problem
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             val = walk(node.operand, depth + 1)
             return -val if isinstance(node.op, ast.USub) else val
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        if isinstance(node, ast.BinOp) and type(node.op) in _GROUP:
             # a flat chain a + b - c + … (or a * b / c …) is one level, however long
             group = _GROUP[type(node.op)]
             chain: list[tuple[type[ast.operator], ast.AST]] = []
@@ -258,15 +262,18 @@ from .symbolic._metric import entry_problem
                    and _GROUP[type(left.op)] == group):
                 chain.append((type(left.op), left.right))
                 left = left.left
-            acc = walk(left, depth + 1)
+            parts = [walk(left, depth + 1)]
             for op, right in reversed(chain):
-                acc = _BINOPS[op](acc, walk(right, depth + 1))
-            return _check_size(acc, _snippet(source, node))
+                value = walk(right, depth + 1)
+                parts.append(-value if op is ast.Sub else 1 / value if op is ast.Div else value)
+            # one n-ary Add/Mul: linear in the number of terms (pairwise it is quadratic)
+            acc = sp.Add(*parts) if group == "sum" else sp.Mul(*parts)
+            return _check_size(acc, lambda: _snippet(source, node))
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
             a = walk(node.left, depth + 1)
             b = walk(node.right, depth + 1)
-            where = _snippet(source, node)
-            return _check_size(_power(a, b, where), where)
+            return _check_size(_power(a, b, lambda: _snippet(source, node)),
+                               lambda: _snippet(source, node))
         if isinstance(node, ast.BinOp):
             raise ExpressionError(f"the operator {type(node.op).__name__} at "
                                   f"{_snippet(source, node)} is not allowed; use + - * / ** ^.")
@@ -281,15 +288,16 @@ from .symbolic._metric import entry_problem
                     f"unknown function {_short(node.func.id)!r}; allowed: "
                     f"{', '.join(sorted(FUNCTIONS, key=str.lower))}."
                 )
-            where = _snippet(source, node)
             if node.keywords:
-                raise ExpressionError(f"keyword arguments are not allowed, in {where}.")
+                raise ExpressionError("keyword arguments are not allowed, in "
+                                      f"{_snippet(source, node)}.")
             args = [walk(a, depth + 1) for a in node.args]
             try:
-                return _check_size(FUNCTIONS[node.func.id](*args), where)
+                value = FUNCTIONS[node.func.id](*args)
             except TypeError:
                 raise ExpressionError(f"{node.func.id}: wrong number of arguments "
-                                      f"({len(args)}) in {where}.") from None
+                                      f"({len(args)}) in {_snippet(source, node)}.") from None
+            return _check_size(value, lambda: _snippet(source, node))
         kind = _NODE_NAMES.get(type(node).__name__, type(node).__name__)
         raise ExpressionError(
             f"{kind} not allowed, found {_snippet(source, node)}; use numbers, declared names, "
@@ -301,6 +309,55 @@ from .symbolic._metric import entry_problem
     except (RecursionError, MemoryError):
         raise ExpressionError("the expression is too large or too deeply nested to "
                               "process.") from None
+
+
+def read_toml(path: str | Path, what: str = "file") -> dict[str, Any]:
+    """Read a small TOML file of user input, with errors that name the file.
+
+    Arguments:
+        path: the file.
+        what: how messages call it, e.g. `"metric file"` or `"kernel file"`.
+
+    Returns:
+        The parsed TOML table.
+
+    Raises:
+        ValueError: the file is missing, a folder, unreadable, larger than `MAX_FILE_BYTES`,
+            not UTF-8 (a binary file), not valid TOML, or nested too deeply; the message names
+            the file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "k.toml"
+        >>> _ = f.write_text('name = "mine"')
+        >>> read_toml(f, "kernel file")
+        {'name': 'mine'}
+    """
+    path = Path(path)
+    where = f"{what} {str(path)!r}"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{where} does not exist.") from None
+    except IsADirectoryError:
+        raise ValueError(f"{where} is a folder; give a TOML file.") from None
+    except PermissionError:
+        raise ValueError(f"{where} cannot be read (permission denied).") from None
+    except OSError as exc:
+        raise ValueError(f"{where} cannot be read ({exc.strerror or exc}).") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ValueError(f"{where} has {len(raw)} bytes; at most {MAX_FILE_BYTES}.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where} is not UTF-8 text (byte {exc.start}); is it a binary "
+                         "file? Give a TOML file.") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{where} is not valid TOML: {exc}.") from None
+    except RecursionError:
+        raise ValueError(f"{where} is not valid TOML: nested too deeply.") from None
 
 
 def load_metric_toml(path: str | Path) -> dict[str, Any]:
@@ -330,29 +387,7 @@ def load_metric_toml(path: str | Path) -> dict[str, Any]:
             named); `ExpressionError` for a bad expression (with the entry and column).
     """
     path = Path(path)
-    where = f"metric file {str(path)!r}"
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"{where} does not exist.") from None
-    except IsADirectoryError:
-        raise ValueError(f"{where} is a folder; give a TOML file.") from None
-    except PermissionError:
-        raise ValueError(f"{where} cannot be read (permission denied).") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ValueError(f"{where} has {len(raw)} bytes; a metric file may have at most "
-                         f"{MAX_FILE_BYTES}.")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{where} is not UTF-8 text (byte {exc.start}); is it a binary "
-                         "file? Give a TOML file.") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{where} is not valid TOML: {exc}.") from None
-    except RecursionError:
-        raise ValueError(f"{where} is not valid TOML: nested too deeply.") from None
+    data = read_toml(path, "metric file")
     known = {"name", "coords", "params", "metric", "diagonal"}
     extra = set(data) - known
     if extra:
