@@ -113,11 +113,13 @@ def _numeric(expr: sp.Expr, values: Mapping[str, Any]) -> sp.Expr:
 
 
 def _evaluate(f: sp.Expr, at: float) -> complex | None:
-    """`f(at)` in NumPy/SciPy float64, `None` when the evaluation raises."""
+    """`f(at)` in NumPy float64 (SciPy for special functions), `None` when it raises."""
+    special = f.has(sp.besselk, sp.erf)  # importing scipy.special costs ~0.5 s: only if needed
+    modules = ["scipy", "numpy"] if special else ["numpy"]
     with np.errstate(all="ignore"):
         try:
-            return complex(sp.lambdify(_X, f, modules=["scipy", "numpy"])(np.float64(at)))
-        except (ZeroDivisionError, OverflowError, ValueError, TypeError):
+            return complex(sp.lambdify(_X, f, modules=modules)(np.float64(at)))
+        except (ZeroDivisionError, OverflowError, ValueError, TypeError, NameError):
             return None
 
 
@@ -132,7 +134,14 @@ def _is_singular(expr: sp.Expr, values: Mapping[str, Any]) -> bool:
     cost grows fast with the expression, and no JAX compilation): NaN (e.g. $0\cdot\infty$)
     counts as singular, which is the safe side (the clamp keeps values and gradients finite).
     """
-    at = _numeric(expr, values)
+    key = tuple(sorted((n, 1.0 if (c := _concrete(v)) is None else c)
+                       for n, v in values.items()))
+    return _singular_at(expr, key)
+
+
+@functools.lru_cache(maxsize=256)
+def _singular_at(expr: sp.Expr, values: tuple[tuple[str, float], ...]) -> bool:
+    at = _numeric(expr, dict(values))
     return not all(_finite_real(_evaluate(f, 0.0)) for f in (at, sp.diff(at, _X)))
 
 
