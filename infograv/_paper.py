@@ -142,7 +142,7 @@ def make_paper(
     target = Path(os.path.abspath(out))
     manifest: dict = {"sections": [], "versions": _versions(),
                       "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    with atomic_dir(target, command="paper") as work:
+    with atomic_dir(out, command="paper") as work:
         for i, sec in enumerate(chosen, 1):
             prog(f"[{i}/{len(chosen)}] {sec.title}")
             folder = work / sec.name
@@ -170,20 +170,161 @@ def make_paper(
     return manifest
 
 
+def _number(x: Any) -> str:
+    """A key number for the report: 4 significant digits, integers and strings as they are."""
+    if isinstance(x, bool) or x is None:
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _scalars(summary: Any, prefix: str = "", limit: int = 12) -> list[tuple[str, str]]:
+    """The scalar entries of a JSON summary (one level of nesting flattened), at most `limit`."""
+    out: list[tuple[str, str]] = []
+    if not isinstance(summary, dict):
+        return out
+    for k, v in summary.items():
+        if len(out) >= limit:
+            break
+        if isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 60):
+            out.append((prefix + str(k), _number(v)))
+        elif isinstance(v, dict) and not prefix:
+            out.extend(_scalars(v, f"{k}.", limit - len(out)))
+    return out
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _caption(stem: str, data: Any) -> str:
+    """A figure's caption: its JSON's `caption` (or `title`), else its file name in words."""
+    if isinstance(data, dict):
+        for key in ("caption", "title"):
+            if isinstance(data.get(key), str):
+                return data[key]
+    words = stem.replace("_", " ").strip()
+    return words[:1].upper() + words[1:] + "."
+
+
+def _table(rows: list[tuple[str, str]], head: tuple[str, str] = ("quantity", "value")) -> list[str]:
+    lines = [f"| {head[0]} | {head[1]} |", "|---|---|"]
+    lines.extend(f"| `{k}` | {v} |" for k, v in rows)
+    return lines + [""]
+
+
+def _verdict_table(verdicts: Any) -> list[str]:
+    """The verdicts of the empirical study (validation's `verdicts.json`) as a table."""
+    if not isinstance(verdicts, list) or not verdicts:
+        return []
+    lines = ["| claim | measure | estimate [95% CI] | Holm p | verdict |", "|---|---|---|---|---|"]
+    for v in verdicts:
+        if not isinstance(v, dict):
+            continue
+        ci = v.get("ci") or [None, None]
+        est = v.get("estimate")
+        span = (f"{_number(est)} [{_number(ci[0])}, {_number(ci[1])}]" if est is not None
+                else "n/a")
+        lines.append(f"| {v.get('claim', '')} | {v.get('measure', '')} | {span} | "
+                     f"{_number(v.get('p_holm'))} | **{v.get('verdict', '')}** |")
+    return lines + [""]
+
+
+def _section_report(sec: dict, folder: Path) -> list[str]:
+    """Figures with captions and key numbers, the verdict table, links to the data files."""
+    base = folder / sec["name"]
+    files = [Path(f) for f in sec["files"]]
+    lines: list[str] = []
+    figures = [f for f in files if f.suffix == ".png"]
+    shown: set[Path] = set()
+    for n, fig in enumerate(figures, 1):
+        data_file = fig.with_suffix(".json")
+        data = _read_json(folder / data_file) if data_file in files else None
+        lines.append(f"![{_caption(fig.stem, data)}]({fig.as_posix()})")
+        lines.append("")
+        lines.append(f"*Figure {sec['name']}.{n}: {_caption(fig.stem, data)}*"
+                     + (f" Data: [`{data_file.name}`]({data_file.as_posix()})." if data else ""))
+        lines.append("")
+        if isinstance(data, dict):
+            shown.add(data_file)
+            rows = _scalars(data.get("summary"))
+            if rows:
+                lines.extend(_table(rows))
+    verdicts = base / "verdicts.json"
+    if verdicts.exists():
+        lines.append("**Verdicts** (from [`verdicts.json`](" + sec["name"] + "/verdicts.json)):")
+        lines.append("")
+        lines.extend(_verdict_table(_read_json(verdicts)))
+        shown.add(Path(sec["name"]) / "verdicts.json")
+    for f in files:  # key numbers of the other summaries (e.g. phenomena_summary.json)
+        if f.suffix != ".json" or f in shown:
+            continue
+        data = _read_json(folder / f)
+        if isinstance(data, dict) and isinstance(data.get("summary"), dict):
+            rows = _scalars(data["summary"])
+            if rows:
+                lines.append(f"Key numbers of [`{f.name}`]({f.as_posix()}):")
+                lines.append("")
+                lines.extend(_table(rows))
+    documents = [f for f in files if f.suffix == ".md" and f.parent == Path(sec["name"])]
+    if documents:
+        lines.append("Documents: " + ", ".join(f"[`{f.name}`]({f.as_posix()})"
+                                               for f in documents) + ".")
+        lines.append("")
+    kinds: dict[str, list[Path]] = {}
+    for f in files:
+        if f.suffix in (".csv", ".json", ".tex", ".pdf", ".npz") or f not in documents + figures:
+            kinds.setdefault(f.suffix.lstrip(".") or "other", []).append(f)
+    if kinds:
+        lines.append("<details><summary>Data files</summary>")
+        lines.append("")
+        for kind in sorted(kinds):
+            lines.append(f"- {kind}: " + ", ".join(f"[`{f.relative_to(sec['name']).as_posix()}`]"
+                                                   f"({f.as_posix()})" for f in kinds[kind]))
+        lines.append("")
+        lines.append("</details>")
+        lines.append("")
+    return lines
+
+
 def _index(manifest: dict, folder: Path | None = None) -> str:
+    """`index.md`: the report of a paper folder, section by section.
+
+    For each section: its figures inline with captions (a figure's caption is the `caption` of
+    the JSON file of the same name, else its name in words) and the key numbers of that JSON's
+    `summary`; the verdict table when the section wrote `verdicts.json`; the key numbers of its
+    other summaries; links to its documents and data files. Then the package versions.
+    """
     lines = ["# infograv paper output", ""]
-    lines.append(f"Made {manifest['started']} – {manifest['finished']}.")
+    done = [s for s in manifest["sections"] if s["status"] != "skipped"]
+    lines.append(f"Made {manifest['started']} – {manifest['finished']}: "
+                 f"{len(done)} of {len(manifest['sections'])} sections, in float64.")
+    lines.append("")
+    lines.append("| section | status | seconds | files |")
+    lines.append("|---|---|---|---|")
+    for sec in manifest["sections"]:
+        lines.append(f"| [{sec['title']}](#{sec['name']}) | {sec['status']} | {sec['seconds']} | "
+                     f"{len(sec['files'])} |")
     lines.append("")
     for sec in manifest["sections"]:
+        lines.append(f'<a id="{sec["name"]}"></a>')
+        lines.append("")
         lines.append(f"## {sec['title']} (`{sec['name']}/`)")
         lines.append("")
         if sec["status"] == "skipped":
             lines.append(f"**Skipped:** {sec['reason']}")
-        else:
-            lines.append(f"{len(sec['files'])} files in {sec['seconds']} s:")
             lines.append("")
+        elif folder is not None:
+            lines.extend(_section_report(sec, folder))
+        else:
             lines.extend(f"- [`{f}`]({f})" for f in sec["files"])
-        lines.append("")
+            lines.append("")
     lines.append("## Versions")
     lines.append("")
     lines.append("```json")

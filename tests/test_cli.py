@@ -197,3 +197,33 @@ def test_derive_creates_nothing_when_it_fails(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["derive", "--file", str(f), "--out", str(out), "--quiet"]) == 2
     assert not out.exists()
+
+
+def test_index_is_a_report_with_figures_numbers_verdicts_and_working_links(tmp_path,
+                                                                            monkeypatch):
+    import re
+
+    def section(out, progress):
+        (out / "well.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+        (out / "well.json").write_text(json.dumps(
+            {"caption": "The potential well of one query.",
+             "settings": {"T": 1.0}, "summary": {"depth": -1.234567, "n_tokens": 300,
+                                                 "fit": {"slope": 0.5}}}))
+        (out / "verdicts.json").write_text(json.dumps([
+            {"claim": "voids raise entropy", "measure": "Spearman rho", "estimate": 0.31,
+             "ci": [0.12, 0.48], "p_holm": 0.004, "verdict": "holds"}]))
+        (out / "table.csv").write_text("a,b\n1,2\n")
+
+    monkeypatch.setattr(_paper.Section, "load", lambda self: section)
+    out = tmp_path / "paper"
+    _paper.make_paper(out, sections=(_paper.Section("s", "Study S", "u:u"),),
+                      progress=lambda m: None)
+    index = (out / "index.md").read_text()
+    assert "![The potential well of one query.](s/well.png)" in index
+    assert "*Figure s.1: The potential well of one query.*" in index
+    assert "| `depth` | -1.235 |" in index and "| `fit.slope` | 0.5 |" in index
+    assert "| voids raise entropy | Spearman rho | 0.31 [0.12, 0.48] | 0.004 | **holds** |" in index
+    links = re.findall(r"\]\(([^)#]+)\)", index)
+    assert "s/table.csv" in links
+    for link in links:
+        assert (out / link).is_file(), link
