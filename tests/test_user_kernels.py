@@ -476,3 +476,30 @@ def test_to_dict_round_trips_through_json_with_fitted_values(make, rng):
     assert np.array_equal(np.asarray(back(r, 1.0)), np.asarray(phi(r, 1.0)))
     with pytest.raises(ValueError, match="data: unknown key"):
         Potential.from_dict({**phi.to_dict(), "colour": 1})
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True),
+    st.text(alphabet=st.sampled_from(list("rGMas*+-/()^.0123456789 elxpqtd_[]'")), max_size=30),
+    st.lists(st.integers(), max_size=3),
+)
+_KEYS = st.sampled_from(["name", "potential", "operator", "params", "d", "r_min", "description",
+                         "colour"])
+
+
+@given(st.dictionaries(_KEYS, _VALUES, max_size=6),
+       st.dictionaries(st.sampled_from(["G", "s", "a", "mu", "r", "M", "_x", "lap"]), _VALUES,
+                       max_size=3))
+def test_fuzzed_kernel_files_build_or_raise_a_value_error(data, params):
+    # The mapping a kernel file holds goes through the same reader as from_toml; whatever is
+    # in it, the result is a Potential or a ValueError / TypeError naming the problem, quickly.
+    if "params" in data:
+        data["params"] = params
+    t0 = time.perf_counter()
+    try:
+        phi = Potential.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        assert str(exc)
+    else:
+        assert isinstance(phi, Potential) and phi.name == data["name"]
+    assert time.perf_counter() - t0 < 5.0
