@@ -96,10 +96,16 @@ def test_scalar_curvature_closed_forms():
     assert abs(float(scalar_curvature(polar, jnp.array([1.3, 0.4])))) < 1e-12
 
 
-def test_semantic_curvature_is_finite():
-    space = toy_clusters(13, n_clusters=3, n_per_cluster=8)
-    R = semantic_curvature(space, Query(jnp.array([0.2, 0.1]), 1.0), Potential("plummer", 2), 0.5)
-    assert bool(jnp.isfinite(R))
+def test_semantic_curvature_of_three_tokens_is_that_of_the_radius_2_sphere():
+    # With N = 3 tokens in d = 2 the query map x -> P(x) is a local diffeomorphism onto the
+    # 2-simplex, and the Fisher metric is the pull-back of the round metric of the sphere of
+    # radius 2 (x -> 2 sqrt(P)); so R = 2 / 2^2 = 1/2 whatever the kernel, masses and T.
+    space = SemanticSpace(jnp.array([[0.0, 0.0], [1.3, 0.2], [0.4, 1.1]]), jnp.array([1.0, 2.0,
+                                                                                     0.7]))
+    for x, pot, T in (([0.2, 0.1], Potential("plummer", 2, epsilon=0.5), 0.5),
+                      ([-0.4, 0.7], Potential("gaussian", 2), 1.3)):
+        R = semantic_curvature(space, Query(jnp.array(x), 1.0), pot, T)
+        assert float(R) == pytest.approx(0.5, rel=1e-6)  # float64 autodiff to 4th order
 
 
 def test_saddle_and_flip_between_two_wells():

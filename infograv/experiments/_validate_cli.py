@@ -77,7 +77,7 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=_positive_int, default=None, metavar="N",
                         help="bootstrap resamples (default: 2000; 500 with --quick)")
     parser.add_argument("--steps", type=_positive_int, default=None, metavar="N",
-                        help="L-BFGS step limit of each fit (default: 300; 150 with --quick)")
+                        help="L-BFGS step limit of each fit (default: 300; 60 with --quick)")
     parser.add_argument("--quiet", action="store_true", help="print only the output folder")
 
 

@@ -183,7 +183,7 @@ class ValidationSettings:
         """A small subset that runs in under a minute (used by `infograv paper`)."""
         return cls(
             families=("plummer", "gaussian", "harmonic"), kernel_dims=(),
-            query_maps=("scalar",), max_steps=150, n_refits=0, max_train=48,
+            query_maps=("scalar",), max_steps=60, n_refits=0, max_train=48,
             max_heldout=40, n_boot=500, temperatures=(0.3, 1.0, 1.5), n_temperature_prompts=3,
             n_samples=4, max_new_tokens=6, n_trajectories=1, trajectory_steps=8,
             max_mass_prompts=32, max_pairs=24,
