@@ -238,7 +238,7 @@ def roofline(n: int) -> None:
     print(f"floors per orbit-step: compute {compute * 1e9:.1f} ns (multiply-adds at the matmul "
           f"rate, divisions at the measured rate), memory {memory * 1e9:.1f} ns")
     rows = []
-    for bs in (16, 32, 64, 128, 256, 512, 1024):
+    for bs in sorted({min(b, n) for b in (16, 32, 64, 128, 256, 512, 1024)}):
         fn = eqx.filter_jit(lambda x, v, bs=bs: gd.geodesic_batch(
             eq, x, v, TAU, rtol=1e-8, atol=1e-8, block_size=bs))
         sol, _ = timed(fn, xq, vq)
@@ -247,7 +247,9 @@ def roofline(n: int) -> None:
         rows.append((bs, best, steps, best / steps))
     b_arr = np.array([r[0] for r in rows], float)
     t_arr = np.array([r[3] for r in rows])
-    small = b_arr <= 64
+    if len(rows) < 2:
+        raise SystemExit("--roofline: needs --n of at least 32 (two block sizes)")
+    small = b_arr <= max(64, b_arr[1])  # at least two points
     slope, icpt = np.polyfit(b_arr[small], t_arr[small], 1)
     print(f"fit on blocks <= 64 (in L1): {icpt * 1e6:.2f} us per step fixed + "
           f"{slope * 1e9:.1f} ns per orbit-step")
