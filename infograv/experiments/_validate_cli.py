@@ -50,8 +50,9 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EXAMPLE
-    parser.add_argument("--out", type=Path, default=Path("validation"),
-                        help="output folder, replaced atomically (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("infograv-validation"), metavar="DIR",
+                        help="output folder: new, empty, or one infograv wrote, which is "
+                             "replaced (default: %(default)s)")
     parser.add_argument("--prompts", type=Path, default=None, metavar="FILE",
                         help="prompt file: JSONL or CSV with a 'text' field (optional "
                              "'category', 'answer', 'split'), or plain text with one prompt a "
@@ -78,7 +79,7 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bootstrap resamples (default: 2000; 500 with --quick)")
     parser.add_argument("--steps", type=_positive_int, default=None, metavar="N",
                         help="L-BFGS step limit of each fit (default: 300; 60 with --quick)")
-    parser.add_argument("--quiet", action="store_true", help="print only the output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -116,11 +117,10 @@ def run_validate_command(args: argparse.Namespace) -> int:
                              "(Potential.from_toml is missing).")
         kernels = list(settings.families) + [from_toml(p) for p in args.kernel]
 
-    def progress(msg: str) -> None:
-        if not args.quiet:
-            print(msg, flush=True)
+    from .._paper import Progress
 
-    with atomic_dir(args.out) as tmp:
+    progress = Progress(quiet=bool(args.quiet))
+    with atomic_dir(args.out, command="validate") as tmp:
         run_validation(tmp, settings=settings, prompts=args.prompts, model=args.model,
                        kernels=kernels, cache=not args.no_cache, progress=progress)
     print(Path(args.out).resolve())
