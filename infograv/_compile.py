@@ -160,7 +160,13 @@ _JAX_EXTRA = {"besselk": _jax_besselk, "sin": _sin, "cos": _cos, "tan": _tan}
 class _Printer(JaxPrinter):
     """SymPy's JAX printer, but integer powers stay integer (`r**(-2)`, which JAX lowers to
     multiplications and one division) instead of becoming a float `pow` (`r**(-2.0)`, an
-    `exp(log)` per call)."""
+    `exp(log)` per call), and integers beyond int32 are printed as floats."""
+
+    def _print_Integer(self, expr: sp.Integer) -> str:
+        # beyond int32, a Python int literal overflows JAX's weak integer type (int32 without
+        # x64, int64 with it): print it as a float, which follows the inputs' dtype
+        n = int(expr)
+        return repr(float(n)) if abs(n) >= 2**31 else str(n)
 
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         if expr.exp.is_Integer:

@@ -256,3 +256,16 @@ def test_adversarial_metric_files(body, tmp_path):
     with budget(), pytest.raises(ValueError) as info:
         load_metric_toml(f)
     _check_message(info.value)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("2**60 * 2**10 * r", 2.0**70 * 3.0),            # beyond int64
+    ("1307674368 * 1000 * r", 1307674368000.0 * 3.0),  # 15!, beyond int32
+    ("r / 10**12", 3e-12),
+])
+def test_parsed_large_constants_compile(text, value):
+    """A constant the parser accepts compiles and evaluates (no integer overflow in JAX)."""
+    from infograv import to_jax
+
+    f = to_jax(check_parse(text, [r]), [r])
+    assert float(f(3.0)) == pytest.approx(value, rel=1e-15)
