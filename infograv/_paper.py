@@ -203,13 +203,16 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _caption(stem: str, data: Any) -> str:
-    """A figure's caption: its JSON's `caption` (or `title`), else its file name in words."""
+def _caption(stem: str, data: Any, section: str = "", captions: Any = None) -> str:
+    """A figure's caption: the section's `captions.json` entry, its JSON's `caption` (or
+    `title`), else its file name in words (without the section's prefix)."""
+    if isinstance(captions, dict) and isinstance(captions.get(stem), str):
+        return captions[stem]
     if isinstance(data, dict):
         for key in ("caption", "title"):
             if isinstance(data.get(key), str):
                 return data[key]
-    words = stem.replace("_", " ").strip()
+    words = stem.removeprefix(section + "_").replace("_", " ").strip()
     return words[:1].upper() + words[1:] + "."
 
 
@@ -241,14 +244,18 @@ def _section_report(sec: dict, folder: Path) -> list[str]:
     base = folder / sec["name"]
     files = [Path(f) for f in sec["files"]]
     lines: list[str] = []
-    figures = [f for f in files if f.suffix == ".png"]
-    shown: set[Path] = set()
+    # figures in the order the section wrote them
+    figures = sorted((f for f in files if f.suffix == ".png"),
+                     key=lambda f: ((folder / f).stat().st_mtime_ns, f.name))
+    captions = _read_json(base / "captions.json")
+    shown: set[Path] = {Path(sec["name"]) / "captions.json"}
     for n, fig in enumerate(figures, 1):
         data_file = fig.with_suffix(".json")
         data = _read_json(folder / data_file) if data_file in files else None
-        lines.append(f"![{_caption(fig.stem, data)}]({fig.as_posix()})")
+        caption = _caption(fig.stem, data, sec["name"], captions)
+        lines.append(f"![{caption}]({fig.as_posix()})")
         lines.append("")
-        lines.append(f"*Figure {sec['name']}.{n}: {_caption(fig.stem, data)}*"
+        lines.append(f"*Figure {sec['name']}.{n}: {caption}*"
                      + (f" Data: [`{data_file.name}`]({data_file.as_posix()})." if data else ""))
         lines.append("")
         if isinstance(data, dict):
@@ -296,8 +303,9 @@ def _section_report(sec: dict, folder: Path) -> list[str]:
 def _index(manifest: dict, folder: Path | None = None) -> str:
     """`index.md`: the report of a paper folder, section by section.
 
-    For each section: its figures inline with captions (a figure's caption is the `caption` of
-    the JSON file of the same name, else its name in words) and the key numbers of that JSON's
+    For each section: its figures inline, in the order written, with captions (a section may
+    give them as `captions.json`, `{figure stem: caption}`, or as the `caption` of the figure's
+    JSON file of the same name; else the file name in words) and the key numbers of that JSON's
     `summary`; the verdict table when the section wrote `verdicts.json`; the key numbers of its
     other summaries; links to its documents and data files. Then the package versions.
     """
