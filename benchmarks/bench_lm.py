@@ -170,6 +170,21 @@ def _interleaved(fa, fb, repeats: int) -> tuple[float, float, float, float]:  # 
     return first_a, statistics.median(ra), first_b, statistics.median(rb)
 
 
+def _divergence(model: lm.LanguageModel, prompts: list[list[int]], a: list[list[int]],
+                b: list[list[int]]) -> str:
+    """Where two greedy runs first differ, and by how much infograv's log-probabilities of
+    the two chosen tokens differ there (a near tie that float32 rounding can flip)."""
+    notes = []
+    for p, x, y in zip(prompts, a, b, strict=True):
+        k = next((i for i, (u, v) in enumerate(zip(x, y, strict=True)) if u != v), None)
+        if k is None:
+            continue
+        logp, _ = model.next_token_logprobs_ids([p + x[:k]])
+        gap = float(logp[0, x[k]] - logp[0, y[k]])
+        notes.append(f"step {k}: gap {gap:.1e}")
+    return "; ".join(notes)
+
+
 def _first_result(threads: int, gguf: str) -> tuple[float, float, str, str]:
     env = dict(os.environ)
     t0 = time.perf_counter()
@@ -257,9 +272,11 @@ def main() -> None:  # noqa: PLR0915
 
         fj, mj, _, mh = _interleaved(gen_jax, gen_hf, args.repeats)
         same = out["jax"] == out["hf"]
+        why = "" if same else " (" + _divergence(model, [pids], out["jax"][:1],
+                                                  out["hf"][:1]) + ")"
         report({"work": f"greedy {n} new, batch {b} ({n * b / mj:.0f} tok/s)",
                 "infograv_s": mj, "transformers_s": mh, "ratio": mh / mj,
-                "compile_s": fj - mj, "check": f"identical ids {same}",
+                "compile_s": fj - mj, "check": f"identical ids {same}{why}",
                 "tokens_per_s": n * b / mj})
 
     rows_ids = [model.encode(p) for p in PROMPTS]
@@ -281,9 +298,10 @@ def main() -> None:  # noqa: PLR0915
     fj, mj, _, mh = _interleaved(many_jax, many_hf, args.repeats)
     alone = [model.generate(p, n, temperature=0, stop=False).token_ids for p in PROMPTS]
     agree = sum(a == b for a, b in zip(out2["jax"], out2["hf"], strict=True))
+    why = _divergence(model, rows_ids, out2["jax"], out2["hf"])
     report({"work": f"greedy {n} new, 8 different prompts", "infograv_s": mj,
             "transformers_s": mh, "ratio": mh / mj, "compile_s": fj - mj,
-            "check": f"= one at a time {out2['jax'] == alone}; = transformers {agree}/8",
+            "check": f"= one at a time {out2['jax'] == alone}; = transformers {agree}/8 {why}",
             "tokens_per_s": 8 * n / mj})
 
     if not args.skip_first:

@@ -57,7 +57,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Float, Int
 
 __all__ = [
     "ARCHITECTURES",
@@ -115,6 +115,14 @@ class DecoderConfig:
     Raises:
         ValueError: a non-positive size, indivisible heads, an odd head size with RoPE, an
             unknown switch, or `local_layers` of the wrong length.
+
+    Example:
+        >>> c = DecoderConfig(arch="gemma3", n_layers=6, d_model=640, n_heads=4, n_kv_heads=1,
+        ...                   d_ff=2048, vocab_size=100, context_length=1024, norm_eps=1e-6,
+        ...                   head_dim=256, sliding_window=512,
+        ...                   local_layers=tuple((i + 1) % 6 != 0 for i in range(6)))
+        >>> c.head_size, [c.is_local(i) for i in range(6)], round(c.scale, 4)
+        (256, [True, True, True, True, True, False], 0.0625)
     """
 
     arch: str
@@ -567,18 +575,23 @@ def decode_step(
     return h, caches
 
 
-def final_norm(weights: DecoderWeights, h: Float[Array, "*batch d"]) -> Float[Array, "*batch d"]:
-    """The norm after the last block (the output head's input transform)."""
+def final_norm(
+    weights: DecoderWeights, h: Float[Array, "*batch d"]
+) -> Float[Array, "*batch d"]:
+    """The norm after the last block (the output head's input transform), on `(..., d)`."""
     return _norm(h, weights.final_norm, weights.config.norm_eps)
 
 
-def output_logits(weights: DecoderWeights, h: Float[Array, "*batch d"]) -> Float[Array, "*batch V"]:
-    """Logits `h @ W.T` of final (normed) hidden states, `W` the output matrix."""
+def output_logits(
+    weights: DecoderWeights, h: Float[Array, "*batch d"]
+) -> Float[Array, "*batch V"]:
+    r"""Logits $z = W h$ of final (normed) hidden states `(..., d)` → `(..., V)`, with $W$ the
+    output matrix (`weights.head`: the unembedding, or the tied embedding)."""
     return h @ weights.head.T
 
 
 def pad_caches(
-    caches: tuple[tuple[Bool[Array, ...] | jax.Array, jax.Array], ...], extra: int
+    caches: tuple[tuple[jax.Array, jax.Array], ...], extra: int
 ) -> tuple[tuple[jax.Array, jax.Array], ...]:
     """Append `extra` empty columns to every cache (room for the generated tokens)."""
     width = ((0, 0), (0, extra), (0, 0), (0, 0))

@@ -38,6 +38,16 @@ def read_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
     Raises:
         ValueError: not a safetensors file, or a tensor of another dtype; names the file.
+
+    Example:
+        >>> import json, struct, tempfile, numpy as np
+        >>> head = json.dumps({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}})
+        >>> raw = np.array([1.5, -2.0], np.float32).view(np.uint32) >> 16  # top 16 bits
+        >>> with tempfile.NamedTemporaryFile(suffix=".safetensors", delete=False) as f:
+        ...     _ = f.write(struct.pack("<Q", len(head)) + head.encode()
+        ...                 + raw.astype("<u2").tobytes())
+        >>> read_safetensors(f.name)["w"].tolist()
+        [1.5, -2.0]
     """
     p = Path(path)
     try:
