@@ -347,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring).
 
     Example:
-        >>> main(["derive", "no-such-metric"])   # one line on stderr, exit status 2
+        >>> main(["derive", "--format", "pdf"])   # one line on stderr, exit status 2
         2
     """
     import signal
