@@ -465,3 +465,21 @@ def test_energies_of_a_fit_are_model_energies(rng):
     ref = energies(space, Query(q, jnp.ones(5)), fit.potential,
                    background=space.embedding @ jnp.asarray(fit.c))
     np.testing.assert_array_equal(np.asarray(fit.energies(h, space)), np.asarray(ref))
+
+
+def test_loss_is_exact_for_float32_rounded_distributions(rng):
+    # Real log-probabilities come from a float32 forward pass and sum to 1 only to ~1e-7; at a
+    # fitted scale |log Z| ~ 1e4 that error would move the KL by ~1e-3 (even below 0). The
+    # fit's data are renormalised in float64: the KL must equal the NumPy KL of the
+    # renormalised distribution and be >= 0.
+    emb, h, logp = _harmonic_truth(rng, n_vocab=60, n=6)
+    rough = (logp.astype(np.float32) + np.float32(3e-7)).astype(np.float64)
+    fit = PotentialFit(name="harmonic", potential=Potential("harmonic", 3, k=40.0),
+                       query_map="scalar", a=25.0, b=None, c=None, unit=1.0, train_kl=0.0,
+                       grad_norm=0.0, converged=True, steps=0, starts=[])
+    lq = fit.log_probs(h, emb)
+    lp = rough - np.log(np.sum(np.exp(rough), axis=1, keepdims=True))
+    ref = np.sum(np.exp(lp) * (lp - lq), axis=1)
+    got = kl_per_prompt(fit, prepare_fit_data(h, rough, emb, 1.0))
+    assert np.all(got >= -1e-9)
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-9)  # |U| ~ 1e4: 1e-12 relative

@@ -272,12 +272,22 @@ def _distributions(model: Any, texts: Sequence[str], cache: bool
     try:
         sha = model_sha256(model)
     except (TypeError, ValueError):
-        return extract_distributions(model, texts)
+        lp, h = extract_distributions(model, texts)
+        return _normalised(lp), h
     lp, h = cached_distributions(f"sha256:{sha}", list(texts),
                                  settings={"kind": "next_token_logprobs_and_hidden"},
                                  compute=lambda ts: extract_distributions(model, ts),
                                  enabled=cache)
-    return np.asarray(lp, np.float64), np.asarray(h, np.float64)
+    return _normalised(np.asarray(lp, np.float64)), np.asarray(h, np.float64)
+
+
+def _normalised(lp: np.ndarray) -> np.ndarray:
+    """Log-probabilities renormalised in float64 (a float32 forward pass sums to 1 only to
+    ~1e-7, which the KL's log-partition term would multiply)."""
+    if lp.size == 0:
+        return lp
+    m = lp.max(axis=1, keepdims=True)
+    return lp - (m + np.log(np.sum(np.exp(lp - m), axis=1, keepdims=True)))
 
 
 def _generate(model: Any, prompt: str, n: int, **kw: Any) -> tuple[list[int], np.ndarray]:

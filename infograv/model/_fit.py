@@ -147,6 +147,10 @@ def prepare_fit_data(hidden: Any, logp: Any, embedding: Any, unit: float) -> Fit
     if not unit > 0:
         raise ValueError(f"unit: must be positive, got {unit!r}.")
     hs, es = h / unit, emb / unit
+    # renormalise in float64: log-probabilities computed in float32 sum to 1 only to ~1e-7, and
+    # the loss's log-partition term (|log Z| ~ 1e4 at the fitted scale) multiplies that error
+    m = lp.max(axis=1, keepdims=True)
+    lp = lp - (m + np.log(np.sum(np.exp(lp - m), axis=1, keepdims=True)))
     p = np.exp(lp)
     return FitData(
         z=jnp.asarray(hs @ es.T), h=jnp.asarray(hs), hsq=jnp.asarray(np.sum(hs * hs, axis=1)),
