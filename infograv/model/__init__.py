@@ -1,7 +1,12 @@
-"""The information-gravity model: semantic space, query mass, potentials, selection law.
+"""The information-gravity model: semantic space, query mass, potentials, selection law, fits.
 
 Definitions: model.md §1–4, 6, 7, 9 (Vyshnyvetska, arXiv:2504.20951). Every kernel is compiled
-from its SymPy expression in [`infograv.symbolic.kernels`][infograv.symbolic.kernels].
+from a SymPy expression: the built-in ones from
+[`infograv.symbolic.kernels`][infograv.symbolic.kernels], a user's from an expression, a kernel
+file or a field equation ([`Potential.from_expr`][infograv.model.Potential.from_expr],
+[`from_toml`][infograv.model.Potential.from_toml],
+[`from_operator`][infograv.model.Potential.from_operator]); `fit_potential` fits any of them to
+a language model's next-token distributions.
 """
 
 from ._fisher import (
