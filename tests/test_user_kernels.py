@@ -432,11 +432,11 @@ def test_kernel_file_errors_name_the_file_and_the_key(text, match, tmp_path):
 def test_kernel_file_that_is_missing_a_folder_or_binary(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         Potential.from_toml(tmp_path / "nope.toml")
-    with pytest.raises(ValueError, match="is a directory"):
+    with pytest.raises(ValueError, match="is a folder"):
         Potential.from_toml(tmp_path)
     f = tmp_path / "bin.toml"
     f.write_bytes(b"\xff\xfe\x00\x01")
-    with pytest.raises(ValueError, match="not a UTF-8 text file"):
+    with pytest.raises(ValueError, match="is not UTF-8 text"):
         Potential.from_toml(f)
 
 

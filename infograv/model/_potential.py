@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import sympy as sp
 from jaxtyping import Array, Float
 
 from .._compile import SymbolicFunction, to_jax
-from .._parse import ExpressionError, parse_expression
+from .._parse import ExpressionError, parse_expression, read_toml
 from ..symbolic import kernels as _k
 
 __all__ = ["Potential", "KERNEL_NAMES"]
@@ -458,24 +457,8 @@ class Potential(eqx.Module):
             >>> Potential.from_toml(f).param_names
             ('G', 's')
         """
-        path = Path(path)
-        where = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ValueError(f"{where}: kernel file does not exist.") from None
-        except IsADirectoryError:
-            raise ValueError(f"{where}: is a directory; expected a kernel .toml file.") from None
-        except UnicodeDecodeError:
-            raise ValueError(f"{where}: not a UTF-8 text file; expected TOML.") from None
-        except OSError as exc:
-            raise ValueError(f"{where}: cannot be read ({exc.strerror}).") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{where}: not valid TOML: {exc}.") from None
-        except RecursionError:
-            raise ValueError(f"{where}: not valid TOML: nested too deeply.") from None
+        data = read_toml(path, "kernel file")
+        where = f"kernel file {str(Path(path))!r}"
         return cls._from_mapping(data, where)
 
     @classmethod
@@ -513,7 +496,7 @@ class Potential(eqx.Module):
         """The kernel as plain data (JSON- and TOML-ready), with the current parameter values.
 
         For a user kernel these are the keys of a kernel file (the original expression or
-        operator text), so `tomllib`-style writing of the dict gives a file
+        operator text), so writing the dict as TOML gives a file
         [`from_toml`][infograv.model.Potential.from_toml] reads back; for a built-in, `kernel`,
         `d`, `params`, `r_min`. [`from_dict`][infograv.model.Potential.from_dict] inverts it.
 
