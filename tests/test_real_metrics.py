@@ -209,7 +209,8 @@ def test_information_gravity_metric_is_the_jacobi_metric_of_the_fitted_field(rng
     m = information_gravity_metric(pot, jnp.asarray(toks), jnp.asarray(pts), scale=1.3,
                                    shift=0.1, margin=0.5)
     u = np.asarray(pot.field(jnp.asarray(1.3 * pts + 0.1), jnp.asarray(toks), jnp.ones(40)))
-    energy = u.max() + 0.5 * (u.max() - u.min())
+    assert u.max() < 0  # attractive: E = max(max U, 0) + margin · spread
+    energy = 0.5 * (u.max() - u.min())
     g = np.asarray(m.metric(jnp.asarray(pts[0])))
     np.testing.assert_allclose(g, 2 * (energy - u[0]) * np.eye(5), rtol=1e-10)
     with pytest.raises(ValueError, match="margin"):

@@ -476,12 +476,13 @@ def information_gravity_metric(
     The query position is the study's map `x_q(h) = a ⊙ h + b`; the potential energy is the
     superposition `U(h) = Σ_i Φ(|x_q(h) − x_i|; m_i)` over the token positions `x_i`; the metric
 
-    $$g(h) = 2\,(E - U(h))\,\delta,\qquad E = \max_k U(h_k) + \text{margin}\cdot
-      \big(\max_k U(h_k) - \min_k U(h_k)\big)$$
+    $$g(h) = 2\,(E - U(h))\,\delta,\qquad E = \max\big(\max_k U(h_k), 0\big) + \text{margin}
+      \cdot\big(\max_k U(h_k) - \min_k U(h_k)\big)$$
 
     is Maupertuis' metric, whose geodesics are the trajectories `ḧ = −∇U(h)` at energy `E`
     (docs/model/formalism.md §5). `E` is fixed from the points of interest `h_k` so that
-    `E − U > 0` on them (and around them). Each `Γ(v, v)` is one gradient of `U`: `O(N d)`.
+    `E − U > 0` on them, and everywhere for an attractive potential (`U < 0`, `U → 0` far
+    away): geodesics are then unbound orbits and the metric is positive on every path. Each `Γ(v, v)` is one gradient of `U`: `O(N d)`.
 
     Arguments:
         potential: an [`infograv.model.Potential`][] with the fitted parameters.
@@ -524,7 +525,7 @@ def information_gravity_metric(
     vals = jax.vmap(u)(pts)
     top, low = jnp.max(vals), jnp.min(vals)
     spread = jnp.maximum(top - low, jnp.maximum(jnp.abs(top), 1.0) * 1e-3)
-    energy = top + margin * spread
+    energy = jnp.maximum(top, 0.0) + margin * spread
     return JacobiMetric(u, energy, dim=d)
 
 

@@ -1,0 +1,65 @@
+"""The real-geodesic study's measures (`infograv.experiments._real_geodesics`) on trajectories
+whose answers are known: points on one geodesic are perfectly geodesic in their metric and
+continued exactly, straight lines are geodesic in the flat metric."""
+
+import jax.numpy as jnp
+import numpy as np
+
+from infograv.experiments._real_geodesics import (
+    METRICS,
+    RealGeodesicSettings,
+    summarise,
+    trajectory_measures,
+)
+from infograv.geodesic import geodesic
+from infograv.geometry import ConformalMetric
+
+SETTINGS = RealGeodesicSettings(n_steps=12, max_steps=300, exp_steps=32, n_boot=200)
+
+
+def _well(x):
+    return -0.6 * jnp.exp(-jnp.sum((x - jnp.array([0.3, -0.2, 0.1])) ** 2))
+
+
+def test_points_on_a_geodesic_are_geodesic_and_continued_exactly():
+    metric = ConformalMetric(_well, dim=3)
+    x0, v0 = jnp.array([-1.0, 0.4, 0.0]), jnp.array([0.5, -0.2, 0.1])
+    ts = np.arange(6) * 0.6
+    pts = np.asarray(geodesic(metric, x0, v0, float(ts[-1]), ts=ts, rtol=1e-11,
+                              atol=1e-11).xs)
+    r = trajectory_measures(metric, pts, SETTINGS)
+    assert abs(r["ratio"] - 1.0) < 1e-3
+    assert r["deviation"] < 1e-2
+    # the geodesic continuation beats linear extrapolation on a curved geodesic
+    assert np.all(r["log_err_ratio"] < np.log(0.2))
+    np.testing.assert_allclose(r["launch_end"], pts[-1], atol=2e-3)
+    flat = trajectory_measures(None, pts, SETTINGS)
+    assert flat["ratio"] > r["ratio"]
+
+
+def test_a_straight_line_is_geodesic_in_the_flat_metric():
+    pts = np.linspace(0.0, 1.0, 5)[:, None] * np.array([[1.0, 2.0, -1.0]]) + 0.3
+    r = trajectory_measures(None, pts, SETTINGS)
+    assert abs(r["ratio"] - 1.0) < 1e-12 and r["deviation"] < 1e-12
+    np.testing.assert_allclose(r["err_lin"], 0.0, atol=1e-12)
+
+
+def test_summary_verdicts_follow_the_rule():
+    rng = np.random.default_rng(0)
+    recs = []
+    for _ in range(12):
+        rec = {"kind": "generation", "prompt": "p"}
+        for m in METRICS:
+            better = m == "output"
+            rec[m] = {"ratio": 1.05 if better else 1.5 + 0.1 * rng.random(),
+                      "deviation": 0.1, "residual": 0.0,
+                      "log_err_ratio": np.full(3, -1.0 if better else 0.01 * rng.normal()),
+                      "capture": float(better or rng.random() < 0.2)}
+        rec["euclidean"]["capture"] = 0.0
+        recs.append(rec)
+    s = summarise({"records": recs, "truncation_error": 0.0}, SETTINGS)["generation"]
+    assert s["most_geodesic"] == "output"
+    assert s["output"]["geodesicity_verdict"] == "more geodesic than the straight line"
+    assert s["output"]["prediction_verdict"] == "predicts better than linear extrapolation"
+    assert s["output"]["capture_verdict"] == "captures"
+    assert s["density"]["prediction_verdict"] == "no difference from linear extrapolation"
