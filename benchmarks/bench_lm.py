@@ -148,6 +148,9 @@ def hf_model(model: lm.LanguageModel, torch_dtype):  # noqa: ANN001, ANN201
     if unexpected or [m for m in missing if "rotary" not in m]:
         raise RuntimeError(f"state dict mismatch: missing {missing}, unexpected {unexpected}")
     hf.tie_weights()
+    # no stop token: both sides produce all new tokens (`min_new_tokens` would instead
+    # suppress the end-of-text logit, changing the greedy choice)
+    hf.generation_config.eos_token_id = None
     return hf.to(torch_dtype)
 
 
@@ -266,7 +269,7 @@ def main() -> None:  # noqa: PLR0915
             x = torch.tensor([pids] * b)
             with torch.no_grad():
                 y = hf.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n,
-                                min_new_tokens=n, do_sample=False, top_p=None, top_k=None,
+                                do_sample=False, top_p=None, top_k=None,
                                 pad_token_id=cfg.pad_id)
             out["hf"] = y[:, len(pids):].tolist()
 
@@ -291,7 +294,7 @@ def main() -> None:  # noqa: PLR0915
         x = torch.tensor([[cfg.pad_id] * (width - len(r)) + r for r in rows_ids])
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows_ids])
         with torch.no_grad():
-            y = hf.generate(x, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
+            y = hf.generate(x, attention_mask=mask, max_new_tokens=n,
                             do_sample=False, top_p=None, top_k=None, pad_token_id=cfg.pad_id)
         out2["hf"] = y[:, width:].tolist()
 
