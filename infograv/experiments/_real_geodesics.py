@@ -162,7 +162,7 @@ def _logmaps(metric: Any, a: Any, b: Any, n_steps: int, max_steps: int) -> _Geod
         frac = jnp.linspace(0.0, 1.0, n_steps + 1, dtype=p.dtype)[1:-1, None]
         straight = p[None, :] + frac * (q - p)[None, :]
         args = (metric, p, q, straight, upper)
-        sol = optx.minimise(_WhitenedEnergy(), optx.LBFGS(rtol=1e-9, atol=1e-9),
+        sol: Any = optx.minimise(_WhitenedEnergy(), optx.LBFGS(rtol=1e-9, atol=1e-9),
                             jnp.zeros_like(straight), args=args, max_steps=max_steps,
                             throw=False)
         grad = jax.grad(_WhitenedEnergy())(sol.value, args)
@@ -283,7 +283,8 @@ def real_geodesic_study(
     s = settings or RealGeodesicSettings()
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
-    potential = Potential(s.kernel, 3, **dict(s.kernel_params))
+    kernel_params: dict[str, Any] = dict(s.kernel_params)
+    potential = Potential(s.kernel, 3, **kernel_params)
     base = geo.OutputMetric.from_language_model(model, ridge=s.ridge)
     emb = np.asarray(base.head)
     rng = np.random.default_rng(s.seed)

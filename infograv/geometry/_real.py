@@ -228,7 +228,7 @@ class OutputMetric(AbstractMetric):
                           bias=None if self.bias is None else self.bias[sel])
 
     def _copy(self, **changes: Any) -> OutputMetric:
-        kw = dict(head=self.head, bias=self.bias, temperature=self.temperature,
+        kw: dict[str, Any] = dict(head=self.head, bias=self.bias, temperature=self.temperature,
                   ridge=self.ridge, transform=self.transform, dim=self.dim, solver=self.solver,
                   precond_rank=self.precond_rank, cg_rtol=self.cg_rtol,
                   cg_max_steps=self.cg_max_steps)
@@ -310,8 +310,10 @@ class OutputMetric(AbstractMetric):
         if self.transform is None:
             du, d2u = v, None
         else:
+            transform = self.transform
+
             def du_fn(y: Point) -> Any:
-                return jax.jvp(self.transform, (y,), (v,))[1]
+                return jax.jvp(transform, (y,), (v,))[1]
 
             du, d2u = jax.jvp(du_fn, (h,), (v,))
         x = (w @ du) / t
@@ -482,7 +484,8 @@ def information_gravity_metric(
     is Maupertuis' metric, whose geodesics are the trajectories `ḧ = −∇U(h)` at energy `E`
     (docs/model/formalism.md §5). `E` is fixed from the points of interest `h_k` so that
     `E − U > 0` on them, and everywhere for an attractive potential (`U < 0`, `U → 0` far
-    away): geodesics are then unbound orbits and the metric is positive on every path. Each `Γ(v, v)` is one gradient of `U`: `O(N d)`.
+    away): geodesics are then unbound orbits and the metric is positive on every path.
+    Each `Γ(v, v)` is one gradient of `U`: `O(N d)`.
 
     Arguments:
         potential: an [`infograv.model.Potential`][] with the fitted parameters.
