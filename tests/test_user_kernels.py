@@ -503,3 +503,17 @@ def test_fuzzed_kernel_files_build_or_raise_a_value_error(data, params):
     else:
         assert isinstance(phi, Potential) and phi.name == data["name"]
     assert time.perf_counter() - t0 < 5.0
+
+
+@pytest.mark.parametrize("d", [2, 5, 8])
+def test_builtin_kernels_are_the_field_operator_path(d, rng):
+    # Potential("newton"/"yukawa", d) and from_operator("lap"/"lap - mu**2", d) are one mechanism:
+    # the same values (float64 round-off; besselk quadrature for even d on both sides).
+    r = rng.uniform(0.3, 3.0, 6)
+    pairs = [(Potential("newton", d, G=1.3), Potential.from_operator("lap", {"G": 1.3},
+                                                                     name="n", d=d)),
+             (Potential("yukawa", d, G=1.3, mu=0.6),
+              Potential.from_operator("lap - mu**2", {"G": 1.3, "mu": 0.6}, name="y", d=d))]
+    for builtin, user in pairs:
+        np.testing.assert_allclose(np.asarray(user(r, 2.0)), np.asarray(builtin(r, 2.0)),
+                                   rtol=1e-12)
