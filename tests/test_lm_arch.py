@@ -551,7 +551,7 @@ GPT2 = dict(norm="layer", rope=None, ffn="mlp", scale=1 / math.sqrt(D // HEADS),
             kv=HEADS, hd=D // HEADS, eps=EPS)
 
 
-@pytest.mark.parametrize("model_type", ["llama", "qwen2"])
+@pytest.mark.parametrize("model_type", ["llama", "qwen2", "mistral"])
 def test_hf_llama_family(tmp_path, model_type):
     vocab_n = 2 + 256 + 5
     biases = model_type == "qwen2"
@@ -559,11 +559,17 @@ def test_hf_llama_family(tmp_path, model_type):
                        head=True)
     stored = write_hf(tmp_path / model_type, model_type, LLAMA_HF, w, vocab_n, shards=True,
                       bos="<s>")
+    a = dict(LLAMA_HF)
+    if model_type == "mistral":  # Mistral's sliding window, on every layer
+        cfg_path = tmp_path / model_type / "config.json"
+        cfg = json.loads(cfg_path.read_text())
+        cfg_path.write_text(json.dumps({**cfg, "sliding_window": 3}))
+        a.update(local=[True, True], window=3)
     model = lm.load_language_model(tmp_path / model_type, dtype=jnp.float64)
     assert model.config.arch == model_type and model.weights.unembedding is not None
     assert model.config.add_bos and model.encode("is")[0] == 1  # from the post-processor
     np.testing.assert_array_equal(np.asarray(model.output_head()[0]), stored["head"])
-    _check(model, LLAMA_HF, stored, 1e-10)
+    _check(model, a, stored, 1e-10)
 
 
 def test_hf_gpt2(tmp_path):
