@@ -342,14 +342,24 @@ def atomic_dir(path: str | os.PathLike[str], *, what: str = "--out",
     """
     check_output_dir(path, what=what)  # the message names the path as the user gave it
     target = Path(os.path.abspath(path))
+    created = [p for p in target.parents if not p.exists()]  # deepest first
     target.parent.mkdir(parents=True, exist_ok=True)
     work = _mkdtemp_near(target)
+    ok = False
     try:
         yield work
         replace_dir(work, target, what=what, command=command)
+        ok = True
     finally:
         if work.exists():
             _remove_temp(work)
+        if not ok:  # a failed run leaves no folder it created on the way
+            with critical():
+                for p in created:
+                    try:
+                        p.rmdir()
+                    except OSError:
+                        break
 
 
 def update_dir(path: str | os.PathLike[str], files: Mapping[str, str], *, what: str = "--out",

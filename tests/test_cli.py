@@ -118,7 +118,7 @@ def test_only_missing_models_or_optional_packages_are_skipped():
 def test_fetch_and_validate_errors_name_the_fix(tmp_path, monkeypatch, capsys):
     assert main(["fetch", "nope", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "invalid choice: 'nope' (choose from 'minilm', 'smollm2', 'all')" in err
+    assert "argument NAME: invalid choice: 'nope'" in err and "'smollm2'" in err
     monkeypatch.setenv("INFOGRAV_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.delenv("INFOGRAV_SMOLLM2", raising=False)
     out = tmp_path / "val"

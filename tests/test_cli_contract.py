@@ -88,10 +88,12 @@ TABLE = [
     (["paper", "--only", "derivations", "--out", "afile.txt"], "--out: afile.txt exists"),
     (["paper", "--only", "derivations", "--out", "foreign"], "--out: foreign already exists"),
     (["paper", "--out"], "argument --out: expected one argument"),
+    (["paper", "--only", "nope", "--out", "new/deeper/out"], "argument --only"),
     # validate
     (["validate", "--quick", "--out", "afile.txt"], "--out: afile.txt exists"),
     (["validate", "--quick", "--out", "foreign"], "--out: foreign already exists"),
     (["validate", "--quick", "--quiet", "--out", "new"], "infograv fetch smollm2"),
+    (["validate", "--quick", "--quiet", "--out", "new/deeper/out"], "infograv fetch smollm2"),
     (["validate", "--bogus"], "unrecognized arguments: --bogus"),
     # fetch
     (["fetch"], "the following arguments are required: NAME"),
