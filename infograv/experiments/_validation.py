@@ -467,12 +467,11 @@ def voids_study(logp: np.ndarray, hidden: np.ndarray, embedding: np.ndarray,
     if token_ids is not None:
         k = space.dim - 1
         log_self = -0.5 * k * math.log(2 * math.pi * bw**2)
-        in_rho = []
-        for ids in token_ids:
-            lr = _log_density(space, embedding[np.asarray(ids, dtype=np.int64)])
-            loo = lr + np.log1p(-np.exp(np.minimum(log_self - lr, 0.0)) + 1e-300)
-            in_rho.append(float(np.mean(loo)))
-        ir = np.asarray(in_rho)
+        uniq = np.unique(np.concatenate([np.asarray(ids, dtype=np.int64) for ids in token_ids]))
+        lr = _log_density(space, embedding[uniq])
+        loo = dict(zip(uniq.tolist(), lr + np.log1p(-np.exp(np.minimum(log_self - lr, 0.0))
+                                                    + 1e-300)))
+        ir = np.asarray([np.mean([loo[int(t)] for t in ids]) for ids in token_ids])
         out["input_log_density"] = ir
         out["input_density_entropy"] = correlation_claim(ir, ent, categories, settings)
         if correct is not None:
@@ -594,7 +593,8 @@ def temperature_study(model: Any, prompts: Sequence[str], settings: ValidationSe
         "temperatures": temps, "distinct2": div, "distinct1": d1, "prompts": list(prompts),
         "per_prompt_spearman": per_prompt,
         "mean_spearman_T_diversity": bootstrap_ci(mean, per_prompt, **kw),
-        "claim": {"n": len(prompts), "n_needed": 2, "estimable": len(prompts) >= 2,
+        "claim": {"n": len(prompts), "n_needed": settings.min_prompts,
+                  "estimable": len(prompts) >= settings.min_prompts,
                   "estimate": est, "p": p_value(stats),
                   "ci": [float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))]},
         "distinct2_by_T": [bootstrap_ci(mean, div[:, j], **kw) for j in range(len(temps))],

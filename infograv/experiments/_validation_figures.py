@@ -215,17 +215,20 @@ def _potential_and_residuals(out: Path, fit: Mapping[str, Any], embedding: np.nd
     lp, h = heldout
     fits = fit["fits"][fit["primary_map"]]
     top = np.argsort(-lp, axis=1)[:, :32]
-    fig, axes = plt.subplots(1, len(fits), figsize=(2.3 * len(fits), 2.4), squeeze=False)
-    for ax, (name, f) in zip(axes[0], fits.items(), strict=True):
+    fig, axes = plt.subplots(1, len(fits), figsize=(2.6 * len(fits), 2.6), squeeze=False)
+    fig.subplots_adjust(wspace=0.55)
+    for j, (ax, (name, f)) in enumerate(zip(axes[0], fits.items(), strict=True)):
         q = f.query_positions(h)
         r = np.sqrt(np.sum((q[:, None, :] - embedding[top] / f.unit) ** 2, axis=-1)).reshape(-1)
-        ax.hist(r, bins=40, color="0.85", density=True)
+        ax.hist(r, bins=25, color="0.8", density=True)
         ax.set_xlabel(f"r (units of {f.unit:.3g})")
         tw = ax.twinx()
         grid = np.linspace(max(r.min() * 0.8, 1e-6), r.max() * 1.2, 200)
         phi = np.asarray(f.potential.from_sq_distance(jnp.asarray(grid**2), 1.0))
         tw.plot(grid, phi - np.median(phi), color="C0")
-        tw.set_ylabel(r"$\Phi(r) - $ median")
+        if j == len(fits) - 1:
+            tw.set_ylabel(r"$\Phi(r) - $ median (nats)")
+        tw.tick_params(labelsize=6)
         ax.set_title(name)
         ax.set_yticks([])
     save_figure(fig, out / "val_potential")
