@@ -322,7 +322,8 @@ def read_toml(path: str | Path, what: str = "file") -> dict[str, Any]:
         The parsed TOML table.
 
     Raises:
-        ValueError: the file is missing, a folder, unreadable, larger than `MAX_FILE_BYTES`,
+        ValueError: the file is missing, a folder, not a regular file (a device or a pipe,
+            which could block or never end), unreadable, larger than `MAX_FILE_BYTES`,
             not UTF-8 (a binary file), not valid TOML, or nested too deeply; the message names
             the file.
 
@@ -336,7 +337,11 @@ def read_toml(path: str | Path, what: str = "file") -> dict[str, Any]:
     path = Path(path)
     where = f"{what} {str(path)!r}"
     try:
-        raw = path.read_bytes()
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise ValueError(f"{where} is not a regular file (a device, pipe or socket); give "
+                             "a TOML file.")
+        with path.open("rb") as fh:  # at most one byte beyond the cap, whatever the file
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ValueError(f"{where} does not exist.") from None
     except IsADirectoryError:
@@ -346,7 +351,7 @@ def read_toml(path: str | Path, what: str = "file") -> dict[str, Any]:
     except OSError as exc:
         raise ValueError(f"{where} cannot be read ({exc.strerror or exc}).") from None
     if len(raw) > MAX_FILE_BYTES:
-        raise ValueError(f"{where} has {len(raw)} bytes; at most {MAX_FILE_BYTES}.")
+        raise ValueError(f"{where} is larger than {MAX_FILE_BYTES} bytes, the limit.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

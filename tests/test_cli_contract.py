@@ -37,6 +37,7 @@ def place(tmp_path, monkeypatch):
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "precious.txt").write_text("keep")
     (tmp_path / "blob.toml").write_bytes(bytes(range(256)) * 4)
+    os.mkfifo(tmp_path / "fifo.toml")  # opening it for reading would block forever
     for name, entry in (("nan", "0/0"), ("zoo", "1/0"), ("cplx", "log(-1)")):
         (tmp_path / f"{name}.toml").write_text(
             f'coords = ["x", "y"]\ndiagonal = ["1", "{entry}"]\n')
@@ -69,6 +70,8 @@ TABLE = [
     (["derive", "--file", "adir"], "--file: adir is a folder"),
     (["derive", "--file", "missing.toml"], "--file: missing.toml does not exist"),
     (["derive", "--file", "blob.toml"], "blob.toml' is not UTF-8"),
+    (["derive", "--file", "/dev/zero"], "'/dev/zero' is not a regular file"),
+    (["derive", "--file", "fifo.toml"], "fifo.toml' is not a regular file"),
     (["derive", "--file", "nan.toml"], "nan.toml: diagonal[1] = nan"),
     (["derive", "--file", "zoo.toml"], "zoo.toml: diagonal[1] = zoo"),
     (["derive", "--file", "cplx.toml"], "cplx.toml: diagonal[1] = I*pi"),
