@@ -253,7 +253,12 @@ def check_output_dir(path: str | os.PathLike[str], *, what: str = "--out") -> Pa
             anything infograv did not write; the message names the path and the entries.
     """
     p = Path(path)
-    if p.is_symlink() or (p.exists() and not p.is_dir()):
+    if p.is_symlink():
+        raise OutputConflictError(
+            f"{what}: {p} is a symbolic link; infograv replaces an output folder by renaming, "
+            "which would replace the link, not write through it: give the folder's own path."
+        )
+    if p.exists() and not p.is_dir():
         raise OutputConflictError(
             f"{what}: {p} exists and is not a folder; infograv writes a folder there and never "
             "deletes a file it did not write: give a new folder name or remove the file yourself."

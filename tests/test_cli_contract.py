@@ -34,6 +34,7 @@ def place(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_TIMEOUT", "1")
     (tmp_path / "afile.txt").write_text("keep")
     (tmp_path / "adir").mkdir()
+    (tmp_path / "alink").symlink_to(tmp_path / "adir")
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "precious.txt").write_text("keep")
     (tmp_path / "blob.toml").write_bytes(bytes(range(256)) * 4)
@@ -91,6 +92,7 @@ TABLE = [
     (["paper", "--only", "derivations", "--out", "afile.txt"], "--out: afile.txt exists"),
     (["paper", "--only", "derivations", "--out", "foreign"], "--out: foreign already exists"),
     (["paper", "--out"], "argument --out: expected one argument"),
+    (["paper", "--only", "derivations", "--out", "alink"], "--out: alink is a symbolic link"),
     (["paper", "--only", "nope", "--out", "new/deeper/out"], "argument --only"),
     # validate
     (["validate", "--quick", "--out", "afile.txt"], "--out: afile.txt exists"),
