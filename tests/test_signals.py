@@ -8,6 +8,7 @@ one. The commands are chosen to run briefly: `paper --only derivations`, `derive
 metric, and `validate`/`fetch` with inputs that make them fail after some work.
 """
 
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -37,19 +38,22 @@ def _temporaries(root: Path) -> list[str]:
             if p.name.startswith(".") and any(m in p.name for m in _TEMP_MARKS)]
 
 
-def _default_signals() -> None:
-    """In the child: the default dispositions (a test run under `nohup` ignores SIGHUP)."""
-    for sig in SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
+# the child starts with the default dispositions (a test run under `nohup` ignores SIGHUP, and
+# a background job of a shell ignores SIGINT), then runs the command line as `python -m` would
+_CHILD = ("import runpy, signal, sys\n"
+          "for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):\n"
+          "    signal.signal(s, signal.SIG_DFL)\n"
+          "sys.argv[0] = 'infograv'\n"
+          "runpy.run_module('infograv._cli', run_name='__main__', alter_sys=True)\n")
 
 
 def _run_and_signal(argv: list[str], sig: int, delay: float, env: dict) -> tuple[int, str]:
     """Run the command; once it reports its first progress line (its work has begun: before
     that, during `import infograv`, Python's default handlers apply and nothing is written),
     wait `delay` seconds more and send `sig`. Returns the exit status and stderr."""
-    proc = subprocess.Popen([sys.executable, "-m", "infograv._cli", *argv],
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, *argv],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=env, preexec_fn=_default_signals)
+                            env=env)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
@@ -91,45 +95,62 @@ COMMANDS = {  # not --quiet: the first progress line says that the work has begu
 }
 
 
-@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def _in_parallel(run, cases):
+    """Run `run(case)` for every case at once (each case is a subprocess that mostly waits)."""
+    with concurrent.futures.ThreadPoolExecutor(len(cases)) as pool:
+        return list(pool.map(run, cases))
+
+
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_a_signal_leaves_no_temporary_and_the_earlier_result(command, sig, tmp_path):
-    rng = np.random.default_rng(zlib.crc32(f"{command}{int(sig)}".encode()))
-    delay = float(rng.uniform(0.0, 2.0))
-    out = tmp_path / "results"
-    _earlier_result(out)
-    code, err = _run_and_signal([*COMMANDS[command], "--out", str(out)], sig, delay, _env(tmp_path))
-    assert _temporaries(tmp_path) == [], f"after {delay:.2f} s: temporaries left"
-    assert read_manifest(out) is not None, "the output folder is no longer infograv's"
-    if (out / "earlier.txt").exists() and command != "derive":
-        assert (out / "earlier.txt").read_text() == "earlier result"
-        assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "earlier.txt"]
-    elif command == "derive":  # derive adds to the folder: the earlier file stays
-        assert (out / "earlier.txt").read_text() == "earlier result"
-    else:  # the command finished before the signal: a complete new result
-        assert code == 0
-        assert (out / "manifest.json").exists()
-    assert "Traceback" not in err
-    if code != 0 and command != "validate":  # validate may have failed (no model) first
-        assert code == 128 + sig
-        assert f"interrupted by {signal.Signals(sig).name}" in err
+def test_a_signal_leaves_no_temporary_and_the_earlier_result(command, tmp_path):
+    """SIGTERM, SIGINT and SIGHUP, each at its own random moment (the three runs in parallel)."""
+    env = _env(tmp_path)
+
+    def run(sig):
+        rng = np.random.default_rng(zlib.crc32(f"{command}{int(sig)}".encode()))
+        delay = float(rng.uniform(0.0, 2.0))
+        root = tmp_path / signal.Signals(sig).name
+        root.mkdir()
+        out = root / "results"
+        _earlier_result(out)
+        return root, out, delay, *_run_and_signal([*COMMANDS[command], "--out", str(out)],
+                                                  sig, delay, env)
+
+    for sig, (root, out, delay, code, err) in zip(SIGNALS, _in_parallel(run, SIGNALS)):
+        name = signal.Signals(sig).name
+        assert _temporaries(root) == [], f"{name} after {delay:.2f} s: temporaries left"
+        assert read_manifest(out) is not None, f"{name}: the folder is no longer infograv's"
+        if (out / "earlier.txt").exists() and command != "derive":
+            assert (out / "earlier.txt").read_text() == "earlier result"
+            assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "earlier.txt"]
+        elif command == "derive":  # derive adds to the folder: the earlier file stays
+            assert (out / "earlier.txt").read_text() == "earlier result"
+        else:  # the command finished before the signal: a complete new result
+            assert code == 0, (name, err)
+            assert (out / "manifest.json").exists()
+        assert "Traceback" not in err, (name, err)
+        if code != 0 and command != "validate":  # validate may have failed (no model) first
+            assert code == 128 + sig, (name, code, err)
+            assert f"interrupted by {name}" in err
 
 
-@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: signal.Signals(s).name)
-def test_a_signal_during_fetch_leaves_no_temporary(sig, tmp_path):
-    rng = np.random.default_rng(int(sig))
-    delay = float(rng.uniform(0.0, 1.0))
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    (cache / "earlier.txt").write_text("earlier")
-    code, err = _run_and_signal(["fetch", "smollm2", "--cache-dir", str(cache)],
-                                sig, delay, _env(tmp_path))
-    assert code != 0
-    assert _temporaries(tmp_path) == []
-    assert sorted(p.name for p in cache.iterdir()) == ["earlier.txt"], "nothing left behind"
-    assert (cache / "earlier.txt").read_text() == "earlier"
-    assert "Traceback" not in err
+def test_a_signal_during_fetch_leaves_no_temporary(tmp_path):
+    env = _env(tmp_path)
 
+    def run(sig):
+        delay = float(np.random.default_rng(int(sig)).uniform(0.0, 1.0))
+        cache = tmp_path / signal.Signals(sig).name / "cache"
+        cache.mkdir(parents=True)
+        (cache / "earlier.txt").write_text("earlier")
+        return cache, *_run_and_signal(["fetch", "smollm2", "--cache-dir", str(cache)], sig,
+                                       delay, env)
+
+    for sig, (cache, code, err) in zip(SIGNALS, _in_parallel(run, SIGNALS)):
+        assert code != 0
+        assert _temporaries(cache.parent) == []
+        assert sorted(p.name for p in cache.iterdir()) == ["earlier.txt"], "nothing left behind"
+        assert (cache / "earlier.txt").read_text() == "earlier"
+        assert "Traceback" not in err, err
 
 
 def test_a_signal_ignored_at_start_stays_ignored(tmp_path):
