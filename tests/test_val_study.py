@@ -483,3 +483,13 @@ def test_loss_is_exact_for_float32_rounded_distributions(rng):
     got = kl_per_prompt(fit, prepare_fit_data(h, rough, emb, 1.0))
     assert np.all(got >= -1e-9)
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-9)  # |U| ~ 1e4: 1e-12 relative
+
+
+def test_fast_bootstrap_spearman_equals_ranking_each_resample(rng):
+    # the count-based path (statistic is spearman) against the generic one (a wrapper),
+    # with ties in the data and the duplicates every resample has
+    x = np.round(rng.normal(size=50), 1)
+    y = np.round(x + rng.normal(size=50), 1)
+    _, fast = st.bootstrap(st.spearman, x, y, n_boot=300, seed=4)
+    _, slow = st.bootstrap(lambda a, b: st.spearman(a, b), x, y, n_boot=300, seed=4)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)

@@ -150,8 +150,43 @@ def bootstrap(
     est = float(statistic(*arrays))
     idx = _indices(n, n_boot, seed, strata)
     with np.errstate(all="ignore"):
-        stats = np.asarray(statistic(*(a[idx] for a in arrays)), dtype=np.float64).reshape(-1)
+        if statistic is spearman and len(arrays) == 2:
+            stats = _spearman_resamples(arrays[0], arrays[1], idx)
+        else:
+            stats = np.asarray(statistic(*(a[idx] for a in arrays)),
+                               dtype=np.float64).reshape(-1)
     return est, stats[np.isfinite(stats)]
+
+
+def _count_ranks(x: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Mid-ranks of each original observation inside resamples given by multiplicities
+    `counts` `(R, n)`, without sorting each resample: the observations are ordered once by
+    value; a group of equal values holding G copies starting at position s gets s + (G-1)/2."""
+    order = np.argsort(x, kind="stable")
+    sx = x[order]
+    starts = np.flatnonzero(np.r_[True, sx[1:] != sx[:-1]])
+    group = np.empty(len(x), dtype=np.int64)
+    group[order] = np.cumsum(np.r_[True, sx[1:] != sx[:-1]]) - 1
+    g_count = np.add.reduceat(counts[:, order], starts, axis=1)          # (R, groups)
+    g_start = np.cumsum(g_count, axis=1) - g_count
+    return (g_start + 0.5 * (g_count - 1))[:, group]
+
+
+def _spearman_resamples(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Spearman's rho of every resample `idx` `(R, n)`, as a count-weighted Pearson
+    correlation of mid-ranks (O(R n), the same numbers as ranking each resample)."""
+    R, n = idx.shape
+    m = len(x)
+    flat = (np.arange(R)[:, None] * m + idx).reshape(-1)
+    counts = np.bincount(flat, minlength=R * m).reshape(R, m).astype(np.float64)
+    rx, ry = _count_ranks(x, counts), _count_ranks(y, counts)
+    tot = counts.sum(axis=1, keepdims=True)
+    mx = np.sum(counts * rx, axis=1, keepdims=True) / tot
+    my = np.sum(counts * ry, axis=1, keepdims=True) / tot
+    cov = np.sum(counts * (rx - mx) * (ry - my), axis=1)
+    den = np.sqrt(np.sum(counts * (rx - mx) ** 2, axis=1) * np.sum(counts * (ry - my) ** 2,
+                                                                     axis=1))
+    return np.where(den > 0, cov / np.where(den > 0, den, 1.0), np.nan)
 
 
 def bootstrap_ci(
