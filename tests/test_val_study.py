@@ -493,3 +493,21 @@ def test_fast_bootstrap_spearman_equals_ranking_each_resample(rng):
     _, fast = st.bootstrap(st.spearman, x, y, n_boot=300, seed=4)
     _, slow = st.bootstrap(lambda a, b: st.spearman(a, b), x, y, n_boot=300, seed=4)
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
+
+
+def test_a_user_potential_is_fitted_by_its_leaves_and_reloads(rng):
+    # a logarithmic well from an expression (Potential.from_expr): the fit recovers the
+    # generating G, s and a from noise-free data, and the saved fit reloads with the potential
+    pot = Potential.from_expr("G*M*log(1 + r**2/s**2)", {"G": 1.0, "s": 1.0}, name="logwell")
+    emb, h = rng.normal(size=(80, 4)), rng.normal(size=(30, 4))
+    logp = _softmax_rows(-2.0 * np.log(1 + ((1.5 * h[:, None] - emb[None]) ** 2).sum(-1) / 0.49))
+    data = prepare_fit_data(h, logp, emb, 1.0)
+    fit = fit_potential(pot, data, unit=1.0, query_map="scalar", max_steps=200)
+    assert fit.name == "logwell" and fit.converged
+    assert fit.params["G"] == pytest.approx(2.0, rel=1e-6)
+    assert fit.params["s"] == pytest.approx(0.7, rel=1e-6)
+    assert fit.a == pytest.approx(1.5, rel=1e-6)
+    back = PotentialFit.from_dict(json.loads(json.dumps(fit.to_dict())), potential=pot)
+    assert np.array_equal(kl_per_prompt(back, data), kl_per_prompt(fit, data))
+    with pytest.raises(ValueError, match="potential"):
+        PotentialFit.from_dict(fit.to_dict())

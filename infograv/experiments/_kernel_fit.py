@@ -1,6 +1,6 @@
 """The study's kernel comparison: which families are fitted, in what order, which limits they
 contain, the held-out evaluation, refits on bootstrap resamples of the training prompts, and the
-kernel dimension side by side. The fitting itself is [`infograv.model.fit_potential`][]."""
+kernel dimension side by side. The fitting itself is [`infograv.model._fit.fit_potential`][]."""
 
 from __future__ import annotations
 
@@ -164,12 +164,13 @@ def compare_families(
             t0 = time.perf_counter()
             pot = potentials[name]
             limits = [(fits[qm][ref], shape) for ref, shape in LIMITS.get(name, {}).items()
-                      if ref in fits[qm] and pot.kernel == name]
+                      if ref in fits[qm] and getattr(pot, "kernel", None) == name]
             fit = fit_potential(pot, dtr, unit=unit, query_map=qm, name=name,
                                 limit_starts=limits, max_steps=max_steps)
             ev = evaluate_logprobs(fit.log_probs(h_te, embedding), lp_te)
             fits[qm][name] = fit
-            contained = [ref for ref in LIMITS.get(name, {}) if ref in potentials]
+            contained = [ref for ref in LIMITS.get(name, {}) if ref in potentials
+                         and getattr(pot, "kernel", None) == name]
             maps[qm][name] = {
                 "params": fit.params, "a": fit.a, "train_kl": fit.train_kl,
                 "heldout_kl": _mean_ci(ev["kl"], None, n_boot, level, seed),
@@ -180,7 +181,7 @@ def compare_families(
                 "grad_norm": fit.grad_norm,
                 "limit_of": ("harmonic" if "harmonic" in contained else
                              (contained[0] if contained else None)),
-                "contains": contained, "d": int(pot.d),
+                "contains": contained, "d": None if pot.d is None else int(pot.d),
                 "seconds": time.perf_counter() - t0,
             }
             if qm == primary:

@@ -14,7 +14,7 @@ Choices made here (the paper leaves them open; each is recorded in the outputs):
 
 - **Semantic space**: the tied embedding matrix $E$ (rows $x_i$); real logits $z_i = h\cdot x_i$
   with $h$ the final hidden state after the final norm.
-- **Kernel fit**: [`infograv.model.fit_potential`][] — the selection law at $T = 1$ with unit
+- **Kernel fit**: [`infograv.model._fit.fit_potential`][] — the selection law at $T = 1$ with unit
   token masses, $U_i = \Phi_\theta(|x_i - x_q|) + c\cdot x_i$, $x_q = a h + b$ (`"affine"` map,
   the same for every family) or $x_q = a h$ (`"scalar"`), the exact KL over the whole
   vocabulary, L-BFGS to a stated convergence rule, several starts including each family's known

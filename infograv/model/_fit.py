@@ -33,7 +33,7 @@ evaluation costs $O(BV + Vd)$; a test checks it against
 run one compiled `while_loop` that stops by the **convergence rule**: the loss changed by at
 most `ftol`·(1 + |loss|) in the last step *and* the gradient norm is at most `gtol`, or after
 `max_steps` steps (then `converged` is false). Several starts are run (see
-[`fit_potential`][infograv.model.fit_potential]); the best final loss wins, and every start's
+[`fit_potential`][infograv.model._fit.fit_potential]); the best final loss wins, and every start's
 loss curve is kept.
 """
 
@@ -130,7 +130,7 @@ def length_unit(hidden: Any, logp: Any, embedding: Any) -> float:
 
 
 def prepare_fit_data(hidden: Any, logp: Any, embedding: Any, unit: float) -> FitData:
-    """[`FitData`][infograv.model.FitData] from hidden states `(B, d)`, real log-probabilities
+    """[`FitData`][infograv.model._fit.FitData] from hidden states `(B, d)`, real log-probabilities
     `(B, V)` and the embedding `(V, d)`, in length unit `unit`.
 
     Raises:
@@ -268,7 +268,7 @@ def _lbfgs(theta0: Any, pot: Potential, spec: _Spec, data: FitData, w: jax.Array
 @dataclasses.dataclass
 class PotentialFit:
     """A fitted potential and query map, reloadable from its
-    [`to_dict`][infograv.model.PotentialFit.to_dict].
+    [`to_dict`][infograv.model._fit.PotentialFit.to_dict].
 
     Attributes:
         name: the family's name.
@@ -334,7 +334,8 @@ class PotentialFit:
     def to_dict(self) -> dict[str, Any]:
         """Every fitted number, JSON-ready (floats round-trip exactly through `json`)."""
         return {
-            "name": self.name, "kernel": str(self.potential.kernel), "d": int(self.potential.d),
+            "name": self.name, "kernel": str(self.potential.kernel),
+            "d": None if self.potential.d is None else int(self.potential.d),
             "params": self.params, "query_map": self.query_map, "a": float(self.a),
             "b": None if self.b is None else [float(v) for v in self.b],
             "c": None if self.c is None else [float(v) for v in self.c],
@@ -355,7 +356,12 @@ class PotentialFit:
             potential: the family's potential (any parameter values); default: the built-in
                 kernel `data["kernel"]` in dimension `data["d"]`.
         """
-        pot = potential if potential is not None else Potential(data["kernel"], int(data["d"]))
+        if potential is None:
+            if data.get("d") is None:
+                raise ValueError("potential: a user-defined potential must be given to reload "
+                                 f"the fit of {data.get('name')!r}.")
+            potential = Potential(data["kernel"], int(data["d"]))
+        pot = potential
         pot = set_potential_params(pot, {k: jnp.asarray(v) for k, v in data["params"].items()})
         vec = (lambda v: None if v is None else np.asarray(v, np.float64))
         return cls(name=data["name"], potential=pot, query_map=data["query_map"],
@@ -494,17 +500,19 @@ def fit_potential(
 
     Arguments:
         potential: a [`Potential`][infograv.model.Potential] (built-in or user-defined).
-        data: from [`prepare_fit_data`][infograv.model.prepare_fit_data] in length unit `unit`.
+        data: from [`prepare_fit_data`][infograv.model._fit.prepare_fit_data] in length unit `unit`.
         unit: the length unit of `data`.
         query_map: `"affine"` or `"scalar"` (module docstring).
         name: the family's name (default: the potential's name).
         limit_starts: fitted families this one contains as a limit, with the limit's shape.
         warm_start: start only from this fit.
         weights: `(B,)` non-negative prompt weights (bootstrap counts; default all 1).
-        max_steps, ftol, gtol: the convergence rule (module docstring).
+        max_steps: the step limit of each start.
+        ftol: the relative loss change of the convergence rule (module docstring).
+        gtol: the gradient norm of the convergence rule.
 
     Returns:
-        A [`PotentialFit`][infograv.model.PotentialFit].
+        A [`PotentialFit`][infograv.model._fit.PotentialFit].
 
     Raises:
         ValueError: unknown `query_map`, weights of the wrong shape or all zero.
@@ -567,7 +575,7 @@ def _kl_rows_jit(theta: Any, pot: Potential, spec: _Spec, data: FitData) -> jax.
 def kl_per_prompt(fit: PotentialFit, data: FitData) -> np.ndarray:
     r"""$\mathrm{KL}(P_b\,\|\,Q_b)$ of a fit on each prompt of `data` (prepared in `fit.unit`),
     by the fast path of the training loss (the same numbers as
-    [`PotentialFit.log_probs`][infograv.model.PotentialFit.log_probs], without the matmul)."""
+    [`PotentialFit.log_probs`][infograv.model._fit.PotentialFit.log_probs], without the matmul)."""
     spec = _spec(fit.potential)
     theta = _theta_from(fit, fit.potential, spec, fit.query_map, data, fit.params)
     return np.asarray(_kl_rows_jit(theta, fit.potential, spec, data))
