@@ -62,6 +62,8 @@ SECTIONS: tuple[Section, ...] = (
             "infograv.experiments._geometry:paper_section"),
     Section("validation", "Empirical test on a real language model (SmolLM2-135M)",
             "infograv.experiments._validation:paper_section", needs_artifacts=True),
+    Section("real_geodesics", "Token trajectories and geodesics on the real model's manifolds",
+            "infograv.experiments._real_geodesics:paper_section", needs_artifacts=True),
 )
 
 
