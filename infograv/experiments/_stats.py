@@ -259,14 +259,14 @@ def holm(p: Sequence[float]) -> np.ndarray:
         >>> holm([0.01, 0.04, 0.03]).tolist()
         [0.03, 0.06, 0.06]
     """
-    p = np.asarray(p, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
+    pv = np.asarray(p, dtype=np.float64)
+    out = np.full(pv.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(pv))
     m = len(ok)
-    order = ok[np.argsort(p[ok], kind="stable")]
+    order = ok[np.argsort(pv[ok], kind="stable")]
     running = 0.0
     for j, i in enumerate(order):
-        running = max(running, min(1.0, (m - j) * p[i]))
+        running = max(running, min(1.0, (m - j) * pv[i]))
         out[i] = running
     return out
 

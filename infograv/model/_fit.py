@@ -463,10 +463,10 @@ def _run(theta0: dict[str, Any], pot: Potential, spec: _Spec, data: FitData, w: 
          ftol: float, gtol: float, max_steps: int, label: str
          ) -> tuple[dict[str, Any], dict[str, Any]]:
     dt = data.z.dtype
-    th, losses, k, done, val, gn = _lbfgs(theta0, pot, spec, data, w, jnp.asarray(ftol, dt),
+    th, losses, n, done, val, gn = _lbfgs(theta0, pot, spec, data, w, jnp.asarray(ftol, dt),
                                           jnp.asarray(gtol, dt),
                                           jnp.asarray(min(max_steps, _BUFFER), jnp.int32))
-    k = int(k)
+    k = int(n)
     rec = {"label": label, "losses": np.asarray(losses)[:k].tolist(), "final_loss": float(val),
            "steps": k, "converged": bool(done) and bool(np.isfinite(float(val))),
            "grad_norm": float(gn)}
