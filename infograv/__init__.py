@@ -3,6 +3,9 @@
 Derive the model symbolically (`infograv.symbolic`), compile it to JAX (`infograv.to_jax`),
 simulate it (`infograv.model`, `infograv.geometry`, `infograv.geodesic`), test it against a real
 language model (`infograv.lm`), and make figures (`infograv.plot`).
+
+Docstrings cite the package's own formalism page, `docs/model/formalism.md` (in the
+documentation: *The model → Formalism*), as "formalism §N", with its section numbers.
 """
 
 import importlib.metadata

@@ -72,7 +72,7 @@ def _U(space, T, M=1.0, kernel="plummer", x=(0.1, -0.2)):
 
 
 def test_free_energy_and_entropy_identities_by_autodiff():
-    # dF/dT = -H and dH/dT = Var(U)/T^3, exact identities (model.md §4); autodiff vs the
+    # dF/dT = -H and dH/dT = Var(U)/T^3, exact identities (formalism §4); autodiff vs the
     # closed forms agree to float64 round-off.
     space = toy_clusters(1, n_clusters=3, n_per_cluster=20)
     U = _U(space, 1.0)
@@ -101,7 +101,7 @@ def test_thermodynamics_against_numpy_reference(rng):
 
 @pytest.mark.parametrize("kernel", ["newton", "plummer", "yukawa", "gaussian", "harmonic"])
 def test_mass_temperature_invariance_and_its_break(kernel):
-    # model.md §4: single query, U proportional to M (G M for the gravitational kernels), so
+    # formalism §4: single query, U proportional to M (G M for the gravitational kernels), so
     # P depends on T/M only: scaling both by c leaves P unchanged (to round-off). A background
     # term breaks it; the size of the break is measured and must be clearly non-zero.
     space = toy_clusters(2, n_clusters=3, n_per_cluster=15)

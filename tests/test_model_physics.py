@@ -253,7 +253,7 @@ def test_sharding_across_four_host_devices_matches_one_device():
     assert out.stdout.strip().endswith("OK")
 
 
-# ---- the paper's qualitative claims (model.md §7) over seeded random clouds --------------
+# ---- the paper's qualitative claims (formalism §7) over seeded random clouds --------------
 
 _PHI = Potential("plummer", 2, epsilon=0.1)
 
@@ -289,7 +289,7 @@ def test_claim_void_queries_more_diffuse_and_gap_opens_then_closes(seed, spread)
 @settings(max_examples=6)
 @given(seed=st.integers(0, 10**6), T=st.sampled_from([0.1, 0.3, 1.0]))
 def test_claim_outside_mass_rises_as_query_density_falls(seed, T):
-    # model.md §7: over queries spread across the cloud, the probability outside the query's
+    # formalism §7: over queries spread across the cloud, the probability outside the query's
     # 10 nearest tokens is anti-correlated (Spearman) with log rho_sem(x_q).
     from scipy.stats import spearmanr
 

@@ -1,4 +1,4 @@
-"""Conformally flat metrics e^{2φ}δ in d dimensions: closed forms checked component-wise (model.md §5)."""
+"""Conformally flat metrics e^{2φ}δ in d dimensions: closed forms checked component-wise ([formalism §5](../model/formalism.md#5-semantic-spacetime-the-geometry))."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def _zero(expr: sp.Expr) -> bool:
 def _newton(doc: Doc) -> None:
     doc.heading("Newton kernel (point mass)")
     doc.text(
-        r"The point-mass potential of model.md §3, $\Phi = -GM/((d-2)r^{d-2})$ for $d\ge3$ and "
+        r"The point-mass potential of [formalism §3](../model/formalism.md#3-field-equation-and-potential), $\Phi = -GM/((d-2)r^{d-2})$ for $d\ge3$ and "
         r"$\Phi = GM\ln r$ for $d=2$, solves $\Delta_d\Phi = \omega_{d-1}G\rho$ with "
         r"$\Delta_d f = f'' + \frac{d-1}{r}f'$ and $\omega_{d-1} = 2\pi^{d/2}/\Gamma(d/2)$."
     )
@@ -145,7 +145,7 @@ def _softmax(doc: Doc) -> None:
 
 def run(doc: Doc) -> None:
     doc.text(
-        "Each kernel of model.md §3 is a SymPy expression in `infograv.symbolic.kernels`. This "
+        "Each kernel of [formalism §3](../model/formalism.md#3-field-equation-and-potential) is a SymPy expression in `infograv.symbolic.kernels`. This "
         "page derives, for $d = 2 … 6$, that it solves its field operator away from the source, "
         "that Gauss's law gives the flux $\\omega_{d-1}GM$ (exactly, at infinity, or at the "
         f"origin, depending on the kernel), and what source density it implies. Kernels: "

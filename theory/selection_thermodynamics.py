@@ -1,4 +1,4 @@
-"""Thermodynamics of the selection law, the Fisher metric, and Langevin stationarity (model.md §4, §6, §9)."""
+"""Thermodynamics of the selection law, the Fisher metric, and Langevin stationarity ([formalism §4](../model/formalism.md#4-token-selection-law-and-its-thermodynamics), §6, §9)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def run(doc: Doc) -> None:
     doc.text(
         r"""
 Token $i$ has energy $U_i = m_i\Phi(x_i)$ in the query's field and is selected with the
-Boltzmann law $P_i = e^{-U_i/T}/Z$, $Z = \sum_j e^{-U_j/T}$ (model.md §4). With
+Boltzmann law $P_i = e^{-U_i/T}/Z$, $Z = \sum_j e^{-U_j/T}$ ([formalism §4](../model/formalism.md#4-token-selection-law-and-its-thermodynamics)). With
 $F = -T\ln Z$, $\langle U\rangle = \sum_i P_i U_i$ and $H = -\sum_i P_i \ln P_i$:
 """
     )

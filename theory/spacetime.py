@@ -1,4 +1,4 @@
-"""Semantic spacetime: the weak-field limit, Tangherlini, and the two couplings (model.md §5)."""
+"""Semantic spacetime: the weak-field limit, Tangherlini, and the two couplings ([formalism §5](../model/formalism.md#5-semantic-spacetime-the-geometry))."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _weak_field(doc: Doc) -> None:
     doc.heading("Slow-motion geodesics of the weak-field spacetime")
     doc.text(
         r"""
-The weak-field semantic spacetime (model.md §5) has
+The weak-field semantic spacetime ([formalism §5](../model/formalism.md#5-semantic-spacetime-the-geometry)) has
 $ds^2 = -(1 + 2\Phi/c^2)c^2d\tau^2 + (1 - 2\Phi/c^2)\delta_{ij}dx^idx^j$ with a static
 $\Phi(x)$. Parametrising a geodesic by the coordinate time $\tau$, the spatial coordinates obey
 
@@ -112,7 +112,7 @@ $\Omega_{d-1} = \omega_{d-1}$):
     doc.text(
         r"""
 So the Einstein equation's weak-field limit is the Poisson equation
-$\Delta\Phi = 8\pi G\,\frac{d-2}{d-1}\,\rho$, while model.md §3 writes
+$\Delta\Phi = 8\pi G\,\frac{d-2}{d-1}\,\rho$, while [formalism §3](../model/formalism.md#3-field-equation-and-potential) writes
 $\Delta\Phi = \omega_{d-1} G_P\,\rho$ (this $G_P$ is the *Poisson coupling*, the one every kernel
 in `infograv.symbolic.kernels` uses). The two describe the same field when
 """
@@ -135,7 +135,7 @@ in `infograv.symbolic.kernels` uses). The two describe the same field when
               sp.simplify(rs_pow.subs(d, 3) - 2 * G * M / c**2) == 0)
     doc.text(
         r"""
-infograv keeps **one** $G$: the Poisson coupling $G_P$ of model.md §3 in every potential and
+infograv keeps **one** $G$: the Poisson coupling $G_P$ of [formalism §3](../model/formalism.md#3-field-equation-and-potential) in every potential and
 selection law, and converts with the relation above wherever a Tangherlini horizon radius is
 needed: $r_s^{d-2} = 2 G_P M / ((d-2) c^2)$, which follows by substituting $G$:
 """

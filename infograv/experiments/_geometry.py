@@ -4,7 +4,7 @@ Each `*_experiment` function returns a plain dict: `settings` (every parameter u
 data, and `summary` numbers. `paper_section(out, progress)` runs all five with their defaults
 and writes figures (PDF + PNG), CSV and JSON into `out`.
 
-Choices (model.md §5): the Riemannian view of the semantic plane is the conformal metric
+Choices (formalism §5): the Riemannian view of the semantic plane is the conformal metric
 `g = e^{−2Φ/c²} δ` (`φ = −Φ/c²`; `(1 − 2Φ/c²) δ` is the alternative, equal to first order);
 query wells are Gaussian wells `Φ = −Σ_k M_k exp(−|x − x_k|²/2σ²)` compiled from SymPy; the
 information horizon is that of Schwarzschild–Tangherlini in `D = 4` (the equatorial plane is

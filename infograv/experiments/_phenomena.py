@@ -4,7 +4,7 @@ Each `*_experiment` function returns a plain dict: `settings` (every parameter u
 can be repeated), array data, and `summary` numbers. `paper_section(out, progress)` runs all six
 with their defaults and writes figures (PDF + PNG), CSV and JSON into `out`.
 
-Physics: model.md §3–4, 6, 7, 9; Vyshnyvetska, arXiv:2504.20951.
+Physics: formalism §3–4, 6, 7, 9; Vyshnyvetska, arXiv:2504.20951.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def potential_well_experiment(
     *, seed: int = 0, kernel: str = "plummer", mass: float = 3.0, epsilon: float = 0.3,
     T: float = 0.5, resolution: int = 90, query_cluster: int = 0,
 ) -> dict:
-    r"""The potential well of one query over a 2-D token cloud (model.md §3).
+    r"""The potential well of one query over a 2-D token cloud (formalism §3).
 
     The query sits at the centre of cluster `query_cluster`; $\Phi(x)$ is evaluated on a grid and
     the selection law gives each token its probability at temperature `T`.
@@ -84,7 +84,7 @@ def temperature_experiment(
     *, seed: int = 1, mass: float = 1.0, epsilon: float = 0.2, n_temperatures: int = 40,
     t_min: float = 0.01, t_max: float = 10.0, n_samples: int = 200,
 ) -> dict:
-    r"""Entropy, top-1 probability and distinct sampled tokens against $T$ (model.md §4).
+    r"""Entropy, top-1 probability and distinct sampled tokens against $T$ (formalism §4).
 
     Also the exact $dH/dT = \mathrm{Var}(U)/T^3$ next to autodiff and a central finite difference
     of $H(T)$ (step $10^{-4}T$).
@@ -129,7 +129,7 @@ def collapse_experiment(
 ) -> dict:
     r"""Mass–temperature collapse: $H$ against $T/(GM)$ for several $M$; and its break.
 
-    Without background, $U \propto GM$, so the curves coincide exactly (model.md §4). With the
+    Without background, $U \propto GM$, so the curves coincide exactly (formalism §4). With the
     background of the cloud's own field
     ([`background_energies`][infograv.model.background_energies], coupling `coupling`) they
     separate; the break is the largest spread of $H$ across masses at
@@ -166,7 +166,7 @@ def voids_experiment(
     epsilon: float = 0.1, n_queries: int = 400, knn: int = 10, percentile: float = 10.0,
     resolution: int = 70,
 ) -> dict:
-    r"""Voids of $\rho_{\rm sem}$ and the hallucination rate against query density (model.md §7).
+    r"""Voids of $\rho_{\rm sem}$ and the hallucination rate against query density (formalism §7).
 
     Queries are drawn uniformly over the cloud's bounding box; for each, the probability of
     tokens outside its `knn` nearest neighbours at each temperature, against $\log\rho_{\rm
@@ -206,7 +206,7 @@ def sensitivity_experiment(
     *, seed: int = 4, mass: float = 1.0, epsilon: float = 0.25, T: float = 0.3,
     n_grid: int = 11, temperatures: tuple[float, ...] = (0.05, 0.2, 0.5), n_path: int = 101,
 ) -> dict:
-    r"""Fisher-metric ellipses over query space, and the bifurcation across a saddle (model.md §6).
+    r"""Fisher-metric ellipses over query space, and the bifurcation across a saddle (formalism §6).
 
     Two clusters; $g_F$ on an `n_grid`$^2$ grid of query positions. Along the segment joining the
     two cluster centres the top token flips at the point found by
@@ -254,7 +254,7 @@ def trajectory_experiment(
     *, seed: int = 5, mass: float = 2.0, epsilon: float = 0.2, T: float = 0.3,
     n_steps: int = 40, accrete_mass: float = 0.3,
 ) -> dict:
-    r"""Token trajectories under the context rules `fixed`, `accrete`, `drift` (model.md §9).
+    r"""Token trajectories under the context rules `fixed`, `accrete`, `drift` (formalism §9).
 
     One key for all three, so differences come from the rule alone.
     """

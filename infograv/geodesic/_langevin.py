@@ -1,4 +1,4 @@
-"""Overdamped Langevin dynamics, the continuous twin of the selection law (model.md §9)."""
+"""Overdamped Langevin dynamics, the continuous twin of the selection law (formalism §9)."""
 
 from __future__ import annotations
 

@@ -192,7 +192,7 @@ class ConformalMetric(AbstractMetric):
 
     $$R = -e^{-2\varphi}\left[2(n-1)\,\Delta\varphi + (n-2)(n-1)\,|\nabla\varphi|^2\right].$$
 
-    The semantic-space choices of model.md §5 are `φ = −Φ/c²` (the metric `e^{−2Φ/c²} δ`) and
+    The semantic-space choices of formalism §5 are `φ = −Φ/c²` (the metric `e^{−2Φ/c²} δ`) and
     `φ = ½ log(1 − 2Φ/c²)`. `∇φ` is one reverse-mode gradient of `phi`, so a step costs `O(n)`.
 
     Attributes:
@@ -288,7 +288,7 @@ class JacobiMetric(AbstractMetric):
 
 
 class WeakFieldMetric(AbstractMetric):
-    r"""The weak-field semantic spacetime of model.md §5, coordinates `(τ, x¹ … x^d)`:
+    r"""The weak-field semantic spacetime of formalism §5, coordinates `(τ, x¹ … x^d)`:
 
     $$ds^2 = -(1 + 2\Phi/c^2)\,c^2 d\tau^2 + (1 - 2\Phi/c^2)\,\delta_{ij}dx^i dx^j.$$
 
@@ -489,7 +489,7 @@ def fisher_from_energies(grad_u: Any, p: Any, temperature: Any) -> MetricMatrix:
 
 
 class FisherMetric(AbstractMetric):
-    r"""The Fisher metric of the selection law over query positions (model.md §6).
+    r"""The Fisher metric of the selection law over query positions (formalism §6).
 
     Token energies `U_i(x_q) = m_i\,k(|x_i − x_q|)`, selection `P_i = e^{−U_i/T}/Z`,
 

@@ -123,7 +123,7 @@ _SIGMA = sp.Symbol("sigma", positive=True)
 
 
 def gaussian_kernel() -> tuple[sp.Symbol, sp.Expr, sp.Symbol]:
-    r"""The Gaussian well kernel of model.md §3, `k(r) = −exp(−r²/(2σ²))`.
+    r"""The Gaussian well kernel of formalism §3, `k(r) = −exp(−r²/(2σ²))`.
 
     Returns:
         `(r, expr, sigma)`: the radial symbol, the expression and the width symbol.

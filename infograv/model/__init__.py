@@ -1,6 +1,6 @@
 """The information-gravity model: semantic space, query mass, potentials, selection law, fits.
 
-Definitions: model.md §1–4, 6, 7, 9 (Vyshnyvetska, arXiv:2504.20951). Every kernel is compiled
+Definitions: formalism §1–4, 6, 7, 9 (Vyshnyvetska, arXiv:2504.20951). Every kernel is compiled
 from a SymPy expression: the built-in ones from
 [`infograv.symbolic.kernels`][infograv.symbolic.kernels], a user's from an expression, a kernel
 file or a field equation ([`Potential.from_expr`][infograv.model.Potential.from_expr],

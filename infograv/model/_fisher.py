@@ -48,7 +48,7 @@ def fisher_metric(
     context: tuple[Any, Any] | None = None,
     background: Any = None,
 ) -> Float[Array, "d d"]:
-    r"""Fisher information metric of the selection law over the query position (model.md §6).
+    r"""Fisher information metric of the selection law over the query position (formalism §6).
 
     $$g_F(x_q)_{ab} = \sum_i P_i\,\partial_a\log P_i\,\partial_b\log P_i
       = \mathrm{Cov}_P(\partial_a U, \partial_b U)/T^2,$$
@@ -128,7 +128,7 @@ def semantic_curvature(
 ) -> Float[Array, ""]:
     r"""The "semantic curvature": scalar curvature of the Fisher metric at the query position.
 
-    model.md §6. Uses [`scalar_curvature`][infograv.model.scalar_curvature] on
+    formalism §6. Uses [`scalar_curvature`][infograv.model.scalar_curvature] on
     $x \mapsto g_F(x)$ ([`fisher_metric`][infograv.model.fisher_metric]); needs $g_F$
     non-degenerate (at least $d+1$ tokens in general position, $d$ small).
     """
@@ -240,7 +240,7 @@ def find_flip(
 
     The top token is $\arg\min_i U_i$ (independent of $T$). Bisection on the segment finds the
     first change to within `tol` (in the fraction $t$); near it an arbitrarily small query shift
-    flips the most probable token (model.md §6). With `groups` (an `(N,)` integer array such as
+    flips the most probable token (formalism §6). With `groups` (an `(N,)` integer array such as
     `space.labels`), the flip is where the *group* of the top token changes (e.g. the cluster),
     and `token_before`/`token_after` are the group ids.
 

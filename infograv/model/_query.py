@@ -21,7 +21,7 @@ MASS_MODELS = ("explicit", "surprisal", "lm_surprisal", "specificity")
 class Query(eqx.Module):
     r"""A query $q$: position $x_q \in \mathbb{R}^d$ and information mass $M(q) \ge 0$.
 
-    model.md §2. `mass_model` records where the mass came from (`"explicit"`, `"surprisal"`,
+    formalism §2. `mass_model` records where the mass came from (`"explicit"`, `"surprisal"`,
     `"lm_surprisal"`, `"specificity"`) so experiments can write it into their outputs. Both
     fields are differentiable leaves. Batches of queries are `jax.vmap` over a `Query` whose
     `position` is `(B, d)` and `mass` is `(B,)` (build it with `Query(positions, masses)`; the
@@ -90,7 +90,7 @@ def surprisal_mass(
     lang: str = "en",
     floor: float = 1e-8,
 ) -> float:
-    r"""Surprisal mass $M = \sum_w -\log_2 p(w)$ of a text, in bits (model.md §2).
+    r"""Surprisal mass $M = \sum_w -\log_2 p(w)$ of a text, in bits (formalism §2).
 
     Word probabilities come from `table` if given (a mapping word → probability), otherwise from
     the `wordfreq` package (Speer et al., *wordfreq*, Zenodo 10.5281/zenodo.7199437; its
@@ -145,7 +145,7 @@ def specificity_mass(log_probs: Any) -> Float[Array, "*batch"]:
 
     **Circular if used to predict entropy**: $M$ is computed from the very entropy it would
     predict, so any "mass predicts entropy" result with this model is true by construction. Use it
-    only to describe queries, never as evidence for the model (model.md §2).
+    only to describe queries, never as evidence for the model (formalism §2).
 
     Arguments:
         log_probs: `(..., V)` natural-log probabilities over a vocabulary of size $V$.

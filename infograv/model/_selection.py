@@ -90,7 +90,7 @@ def energies(
     context: tuple[Any, Any] | None = None,
     background: Any = None,
 ) -> Float[Array, "*batch N"]:
-    r"""Token energies $U_i = m_i\,\Phi(x_i) + b_i$ in the field of the query (model.md §4).
+    r"""Token energies $U_i = m_i\,\Phi(x_i) + b_i$ in the field of the query (formalism §4).
 
     $\Phi$ is the query's field $\Phi(|x_i - x_q|; M)$ plus, with `context`, the superposed
     fields of extra sources (query parts, context tokens). The distances come from one matrix
@@ -150,13 +150,13 @@ def log_probs(
     top_k: int | None = None,
     top_p: float | None = None,
 ) -> Float[Array, "*batch N"]:
-    r"""The selection law $\log P_i = -U_i/T - \log\sum_j e^{-U_j/T}$ (model.md §4).
+    r"""The selection law $\log P_i = -U_i/T - \log\sum_j e^{-U_j/T}$ (formalism §4).
 
     Optional truncation as real samplers do it: `top_k` keeps the $k$ lowest-energy tokens;
     `top_p` keeps the smallest set of most probable tokens whose probability reaches $p$ (the
     token that crosses $p$ is kept). Removed tokens get $\log P = -\infty$; the rest renormalise.
 
-    Extreme inputs (docs/model/formalism.md §4): $T$ from the smallest positive float to
+    Extreme inputs (formalism §4): $T$ from the smallest positive float to
     $+\infty$ is accepted; $T = +\infty$ is the uniform limit $P_i = 1/N$. An energy $U_i = +\infty$
     is a token that can never be selected ($\log P_i = -\infty$, as with `top_k`). The result is
     always $\le 0$ and never NaN.
@@ -314,7 +314,7 @@ def sample_tokens(key: Any, logp: Any, n: int) -> Int[Array, "*dims"]:
 
 
 class Thermodynamics(eqx.Module):
-    r"""The selection law's thermodynamics at temperature $T$ (model.md §4).
+    r"""The selection law's thermodynamics at temperature $T$ (formalism §4).
 
     Attributes:
         log_z: $\ln Z$, $Z = \sum_i e^{-U_i/T}$.
@@ -653,9 +653,9 @@ def background_energies(
     r"""Energy of each token in the field of all the other tokens (the cloud's own field).
 
     $b_i = \lambda\, m_i \sum_{j\ne i} \Phi(|x_i - x_j|; m_j)$, the superposed Green's-function
-    potential of the token cloud (model.md §3), with coupling $\lambda$ = `coupling`. Added to the
+    potential of the token cloud (formalism §3), with coupling $\lambda$ = `coupling`. Added to the
     query's energies through `background=`, it is the background term that breaks the
-    mass–temperature scaling (model.md §4). Computed in row chunks of `chunk_size` tokens.
+    mass–temperature scaling (formalism §4). Computed in row chunks of `chunk_size` tokens.
 
     Example:
         >>> import jax.numpy as jnp

@@ -44,7 +44,7 @@ def _all_finite(a: jax.Array, rows: int = 65536) -> bool:
 def unigram_masses(probabilities: Any, alpha: float = 1.0) -> Float[Array, " N"]:
     r"""Token masses from unigram frequencies: $m_i \propto p_i^\alpha$, normalised to mean 1.
 
-    model.md §1 ("option: from unigram frequency"). $\alpha = 0$ gives equal masses, $\alpha = 1$
+    formalism §1 ("option: from unigram frequency"). $\alpha = 0$ gives equal masses, $\alpha = 1$
     masses proportional to frequency, $\alpha < 0$ gives rare tokens more mass.
 
     Arguments:
@@ -77,7 +77,7 @@ def unigram_masses(probabilities: Any, alpha: float = 1.0) -> Float[Array, " N"]
 class SemanticSpace(eqx.Module):
     r"""A vocabulary of $N$ tokens at points $x_i \in \mathbb{R}^d$ with masses $m_i > 0$.
 
-    The background semantic density is the Gaussian kernel density estimate (model.md §1)
+    The background semantic density is the Gaussian kernel density estimate (formalism §1)
 
     $$\rho_{\rm sem}(x) = \sum_i m_i\, (2\pi h_i^2)^{-d/2} \exp\!\big(-D(x, x_i)^2/2h_i^2\big),$$
 
@@ -277,7 +277,7 @@ def toy_clusters(
     min_separation: float | None = None,
     **space_kwargs: Any,
 ) -> SemanticSpace:
-    r"""Gaussian clusters with empty voids between them (model.md §1 toy space).
+    r"""Gaussian clusters with empty voids between them (formalism §1 toy space).
 
     Cluster centres are drawn uniformly in $[-\text{box}/2, \text{box}/2]^d$ with pairwise
     distance at least `min_separation` (default $6\times$`spread`), so low-density voids lie

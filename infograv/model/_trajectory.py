@@ -1,4 +1,4 @@
-"""Token trajectories: autoregressive sampling with a context rule (model.md §9)."""
+"""Token trajectories: autoregressive sampling with a context rule (formalism §9)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def generate(
 ) -> Trajectory:
     r"""Autoregressive token generation $t_{k+1} \sim P(\cdot\,|\,\text{context}_k, T)$.
 
-    Context rules (model.md §9):
+    Context rules (formalism §9):
 
     - `"fixed"`: the query's field alone at every step (i.i.d. draws).
     - `"accrete"`: each generated token becomes a new source of mass

@@ -1,4 +1,4 @@
-"""Density field, voids, and the hallucination proxy (model.md §7)."""
+"""Density field, voids, and the hallucination proxy (formalism §7)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def find_voids(
     seed: int = 0,
     margin: float = 0.0,
 ) -> VoidResult:
-    r"""Find low-density voids and the largest empty balls of a token cloud (model.md §7).
+    r"""Find low-density voids and the largest empty balls of a token cloud (formalism §7).
 
     Probes: a regular `resolution`$^d$ grid over the bounding box of the tokens (enlarged by
     `margin`) for $d \le 3$; `n_probes` uniform random points in that box (seeded) for higher
@@ -146,7 +146,7 @@ def neighbourhood(
     radius: float | None = None,
     label: int | None = None,
 ) -> Bool[Array, " N"]:
-    r"""The query's semantic neighbourhood $C(q)$ as a boolean mask over the tokens (model.md §7).
+    r"""The query's semantic neighbourhood $C(q)$ as a boolean mask over the tokens (formalism §7).
 
     Rules:
     - `"cluster"`: the tokens whose ground-truth label equals `label` (default: the label of the
@@ -206,7 +206,7 @@ def hallucination(
     key: Any = None,
     n_samples: int = 0,
 ) -> Hallucination:
-    r"""Probability and sample rate of tokens outside the neighbourhood $C(q)$ (model.md §7).
+    r"""Probability and sample rate of tokens outside the neighbourhood $C(q)$ (formalism §7).
 
     Arguments:
         logp: `(..., N)` log-probabilities of the selection law.

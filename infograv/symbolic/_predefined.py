@@ -3,7 +3,7 @@ r"""Predefined metrics, each with its source.
 All symbols are created *without* assumptions (`sp.Symbol("M")`, not
 `sp.Symbol("M", positive=True)`), so a symbol made elsewhere with the same name is the same
 symbol. Coordinates in $d$ flat dimensions are `x1 … xd` (printed $x_1 \dots x_d$); angles
-are `theta1 …` and `phi`; time is `t` (or `tau` for the semantic spacetime of model.md §5).
+are `theta1 …` and `phi`; time is `t` (or `tau` for the semantic spacetime of formalism §5).
 
 The registry [`PREDEFINED`][infograv.symbolic.PREDEFINED] maps the command-line names to the
 constructors.
@@ -215,7 +215,7 @@ def tangherlini(D: int = 5, r_s: Any = None) -> Metric:
 
     Coordinates `t, r` and the $D - 2$ angles of $S^{D-2}$ (`theta, phi` for $D = 4$,
     `theta1 … theta{D-3}, phi` above); parameter `r_s` (the horizon radius). Ricci-flat for
-    every $D$; $D = 4$ is Schwarzschild with $r_s = 2M$. model.md §5 uses it with
+    every $D$; $D = 4$ is Schwarzschild with $r_s = 2M$. formalism §5 uses it with
     $D = d + 1$ as the field of an isolated query.
 
     Raises:
@@ -242,7 +242,7 @@ def _field(value: Any, name: str, coords: tuple[sp.Symbol, ...]) -> sp.Expr:
 
 
 def weak_field(d: int = 3, phi: Any = None, c: Any = None) -> Metric:
-    r"""The weak-field semantic spacetime of model.md §5, coordinates `tau, x1 … xd`.
+    r"""The weak-field semantic spacetime of formalism §5, coordinates `tau, x1 … xd`.
 
     $$ds^2 = -\left(1 + \frac{2\Phi}{c^2}\right)c^2 d\tau^2
     + \left(1 - \frac{2\Phi}{c^2}\right)\delta_{ij}dx^i dx^j,\qquad |\Phi| \ll c^2$$
@@ -255,7 +255,7 @@ def weak_field(d: int = 3, phi: Any = None, c: Any = None) -> Metric:
         c: the characteristic semantic speed (default the symbol `c`).
 
     References:
-        Vyshnyvetska, arXiv:2504.20951 (2025) and model.md §5; the metric is the standard
+        Vyshnyvetska, arXiv:2504.20951 (2025) and formalism §5; the metric is the standard
         Newtonian limit, S. M. Carroll, *Spacetime and Geometry* (2004), §7.2 (with the
         spatial part of the linearised metric in isotropic gauge).
     """
@@ -283,7 +283,7 @@ def conformally_flat(d: int = 3, phi: Any = None) -> Metric:
 
     References:
         Wald (1984), Appendix D, eq. (D.9) (scalar curvature under a conformal rescaling);
-        model.md §5.
+        formalism §5.
     """
     d = _check_int(d, "d", 1)
     xs = _flat_coords(d)
@@ -307,7 +307,7 @@ def jacobi(d: int = 2, U: Any = None, E: Any = None) -> Metric:
 
     References:
         V. I. Arnold, *Mathematical Methods of Classical Mechanics*, 2nd ed. (1989), §45
-        (Maupertuis' principle, the Jacobi metric); model.md §5.
+        (Maupertuis' principle, the Jacobi metric); formalism §5.
     """
     d = _check_int(d, "d", 1)
     xs = _flat_coords(d)

@@ -67,7 +67,7 @@ sigma = sp.Symbol("sigma", positive=True)
 #: Spring constant of the harmonic kernel.
 k = sp.Symbol("k", positive=True)
 
-#: The kernel names, in the order of model.md §3.
+#: The kernel names, in the order of formalism §3.
 KERNEL_NAMES: tuple[str, ...] = ("newton", "plummer", "yukawa", "gaussian", "harmonic")
 
 
@@ -87,7 +87,7 @@ def sphere_area(d: int) -> sp.Expr:
         >>> sphere_area(3)
         4*pi
 
-    Reference: DLMF 5.19 (volumes of $n$-balls); model.md §3.
+    Reference: DLMF 5.19 (volumes of $n$-balls); formalism §3.
     """
     d = _check_d(d)
     # Gamma at integers and half-integers evaluates exactly (k! or a rational times sqrt(pi)),
@@ -229,7 +229,7 @@ class Kernel:
         params: the parameter symbols the potential depends on (other than `r`), sorted by name.
         screening: $\mu$ for the Yukawa kernel (operator $\Delta_d - \mu^2$), else `0`.
 
-    Reference: model.md §3; Vyshnyvetska, arXiv:2504.20951, §3 (field equation); Yukawa Green's
+    Reference: formalism §3; Vyshnyvetska, arXiv:2504.20951, §3 (field equation); Yukawa Green's
     function in $d$ dimensions: DLMF 10.25, 10.30 (small-argument form of $K_\nu$).
     """
 
