@@ -64,7 +64,7 @@ def test_paris(model):
     logp, h = model.next_token_logprobs(["The capital of France is"])
     paris = model.encode(" Paris")[0]
     assert int(np.argmax(logp[0])) == paris
-    # model.md §8 records p ~ 0.77 for this prompt without the chat template; Q4_1 weights
+    # formalism §8 records p ~ 0.77 for this prompt without the chat template; Q4_1 weights
     # dequantised exactly, float32 arithmetic: well within 0.02
     assert float(np.exp(logp[0, paris])) == pytest.approx(0.77, abs=0.02)
     np.testing.assert_allclose(

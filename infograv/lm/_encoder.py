@@ -38,7 +38,7 @@ class SentenceEncoder:
     Made by `load_sentence_encoder`. Inputs are padded on the right to a length bucket and
     batches to a power of two, so new sentences do not recompile.
 
-    Semantic space (model.md §8): `token_embeddings` is the MiniLM token cloud `(V, d)`; a query
+    Semantic space (formalism §8): `token_embeddings` is the MiniLM token cloud `(V, d)`; a query
     is placed at `embed([text])[0]`, a unit vector in the same `d = 384` dimensions.
 
     Attributes:
@@ -96,7 +96,7 @@ class SentenceEncoder:
         return [self.tokenizer.id_to_token(int(i)) for i in ids]
 
     def semantic_space(self, masses: Any = None, **kwargs: Any) -> Any:
-        """The token-embedding cloud as an `infograv.model.SemanticSpace` (model.md §8).
+        """The token-embedding cloud as an `infograv.model.SemanticSpace` (formalism §8).
 
         `masses` and `kwargs` (bandwidth, labels, angular, …) are passed on to `SemanticSpace`;
         queries are placed with `embed`.

@@ -247,7 +247,7 @@ class LanguageModel:
     argument to every compiled function; prompts are padded to a length bucket (`BUCKETS`) and
     batches to a power of two, so calls with new prompts do not recompile.
 
-    Real semantic space (docs/model/formalism.md §8): `embedding` is the output matrix $W$
+    Real semantic space (formalism §8): `embedding` is the output matrix $W$
     `(V, d)` (the tied token embedding for SmolLM2 and Gemma 3), the query position is the final
     hidden state $h$ after the final norm, and the real logits are $z_i = h \\cdot w_i$.
 
@@ -520,7 +520,7 @@ class LanguageModel:
         r"""Total information of `text` under the model, in bits (the `lm_surprisal` mass).
 
         $M = \sum_k -\log_2 P(t_k \mid t_{<k})$ over all tokens of `text`, each conditioned on
-        the start of a document and its prefix (docs/model/formalism.md §2). The default
+        the start of a document and its prefix (formalism §2). The default
         `start_token="document"` uses `document_start`: id 0 (`<|endoftext|>`, the document
         separator) for SmolLM2, nothing for models whose `encode` already puts BOS first
         (Gemma 3). An int prepends that id; `None` leaves the first token unscored. For many
@@ -542,7 +542,7 @@ class LanguageModel:
         return np.asarray([-np.sum(lp, dtype=np.float64) / np.log(2.0) for lp in lps])
 
     def semantic_space(self, masses: Any = None, **kwargs: Any) -> Any:
-        """The tied embedding as an `infograv.model.SemanticSpace` (model.md §8).
+        """The tied embedding as an `infograv.model.SemanticSpace` (formalism §8).
 
         Token positions are the rows of `embedding`; `masses` and `kwargs` (bandwidth, labels,
         angular, …) are passed on to `SemanticSpace`. The query position that goes with it is the
