@@ -2,7 +2,7 @@ r"""Potential kernels of the information-gravity model as SymPy expressions.
 
 Each kernel is the radial potential $\Phi(r)$ of one source of information mass $M$ in the flat
 semantic space $\mathbb{R}^d$, together with the field operator it solves, the source density it
-implies, and its Gauss flux. Definitions and conventions: `shared/design/model.md` §3, after
+implies, and its Gauss flux. Definitions and conventions: formalism §3, after
 M. Vyshnyvetska, *Information Gravity: A Field-Theoretic Model for Token Selection in Large
 Language Models*, arXiv:2504.20951 (2025).
 
