@@ -103,7 +103,7 @@ def _time_first(metric: AbstractMetric, x0: Point) -> Bool[Array, ""]:
 
 class _AbstractRadialEvent(AbstractGeodesicEvent):
     # shared by HorizonCrossing and LeavesDomain: the radius and the spatial convention
-    radius: eqx.AbstractVar[Float[Array, ""]]
+    radius: eqx.AbstractVar[Float[Array, ""] | float]
     radial_index: eqx.AbstractVar[int | None]
     spatial_start: eqx.AbstractVar[int | None]
     center: eqx.AbstractVar[Float[Array, " m"] | None]
@@ -177,7 +177,7 @@ class HorizonCrossing(_AbstractRadialEvent):
         1.1
     """
 
-    radius: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    radius: Float[Array, ""] | float = eqx.field(converter=jnp.asarray)
     radial_index: int | None = eqx.field(static=True, default=None)
     spatial_start: int | None = eqx.field(static=True, default=None)
     center: Float[Array, " m"] | None = None
@@ -211,7 +211,7 @@ class LeavesDomain(_AbstractRadialEvent):
         2.0
     """
 
-    radius: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    radius: Float[Array, ""] | float = eqx.field(converter=jnp.asarray)
     radial_index: int | None = eqx.field(static=True, default=None)
     spatial_start: int | None = eqx.field(static=True, default=None)
     center: Float[Array, " m"] | None = None
