@@ -120,9 +120,9 @@ def _build_metrics(
     # at any state of the trajectory
     best = np.max(np.asarray(jax.vmap(base.log_prob)(x)), axis=0)
     ids = np.sort(np.argsort(-best)[: settings.vocab])
-    # preconditioner over the whole restricted vocabulary: M = g + λI exactly (Woodbury), so CG
-    # stops after one or two iterations at a fixed O(K² d) cost per Γ
-    out = base.restrict(ids)._copy(ridge=ridge, precond_rank=len(ids))
+    # CG preconditioned by the 64 most probable tokens; 100 iterations at most bound the cost
+    # where a far launch leaves the preconditioner poor
+    out = base.restrict(ids)._copy(ridge=ridge, precond_rank=min(64, len(ids)), cg_max_steps=100)
     emb = np.asarray(base.head)
     # the query map x_q = a h puts hidden states on the scale of the token cloud
     a = float(np.median(np.linalg.norm(emb[ids], axis=1)) / np.median(np.linalg.norm(points, 1)))
