@@ -56,3 +56,9 @@ from ._language_model import (
     filter_logits as filter_logits,
     load_language_model as load_language_model,
 )
+from ._trajectories import (
+    ObservedTrajectory as ObservedTrajectory,
+    depth_trajectory as depth_trajectory,
+    encoder_layer_trajectory as encoder_layer_trajectory,
+    generation_trajectory as generation_trajectory,
+)
