@@ -350,7 +350,8 @@ def apply_rope(
 
     Args:
         x: `(B, S, heads, h)` queries or keys.
-        cos, sin: `(S, h/2)` (shared by the batch) or `(B, S, h/2)` (per row).
+        cos: `(S, h/2)` (shared by the batch) or `(B, S, h/2)` (per row), the cosines.
+        sin: the sines, shaped like `cos`.
         halves: the pairing (see above).
 
     Example:

@@ -391,9 +391,9 @@ def build_spm_tokenizer(
         >>> toks = ["<unk>", "<bos>", "\u2581", "a", "b", "\u2581a", "ab", "\u2581ab"]
         >>> tok = build_spm_tokenizer(toks, [0, 0, -9, -9, -9, -1, -2, -3],
         ...                           [2, 3, 1, 1, 1, 1, 1, 1], unk_id=0)
-        >>> [toks[i] for i in tok.encode(" ab").ids]  # "▁a" outranks "ab"; "▁ab" then forms
+        >>> tok.encode(" ab").tokens  # "▁a" outranks "ab"; "▁ab" then forms
         ['\u2581ab']
-        >>> [toks[i] for i in tok.encode("ab a").ids]
+        >>> tok.encode("ab a").tokens
         ['ab', '\u2581a']
     """
     from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
