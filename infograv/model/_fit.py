@@ -130,7 +130,7 @@ def length_unit(hidden: Any, logp: Any, embedding: Any) -> float:
 
 
 def prepare_fit_data(hidden: Any, logp: Any, embedding: Any, unit: float) -> FitData:
-    """[`FitData`][infograv.model._fit.FitData] from hidden states `(B, d)`, real log-probabilities
+    """`FitData` from hidden states `(B, d)`, real log-probabilities
     `(B, V)` and the embedding `(V, d)`, in length unit `unit`.
 
     Raises:
