@@ -126,9 +126,14 @@ def test_a_signal_leaves_no_temporary_and_the_earlier_result(command, tmp_path):
         elif command == "derive":  # derive adds to the folder: the earlier file stays
             assert (out / "earlier.txt").read_text() == "earlier result"
         else:  # the command finished before the signal: a complete new result
-            assert code == 0, (name, err)
+            assert code in (0, -sig), (name, code, err)
             assert (out / "manifest.json").exists()
         assert "Traceback" not in err, (name, err)
+        if code == -sig:
+            # the signal came after the command had released its handlers (its work and its
+            # writes were complete, the interpreter was shutting down): the default disposition
+            # ended the process, and the checks above already hold
+            continue
         if code != 0 and command != "validate":  # validate may have failed (no model) first
             assert code == 128 + sig, (name, code, err)
             assert f"interrupted by {name}" in err
