@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output folder: new, empty, or one infograv wrote, which is replaced "
                     "(default: infograv-paper)")
     pp.add_argument("--only", action="append", choices=sections, metavar="SECTION",
-                    help=f"only this section (repeatable); one of: {', '.join(sections)}")
+                    help=f"only this section (repeatable); one of: {', '.join(sections)} "
+                         "(real_geodesics runs only when named here)")
     pp.add_argument("--skip", action="append", choices=sections, metavar="SECTION",
                     help="leave out this section (repeatable); same names as --only")
     pp.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

@@ -47,6 +47,7 @@ class Section:
     title: str
     target: str  # "module:function", called as function(out: Path, progress) -> None
     needs_artifacts: bool = False
+    default: bool = True  # part of a plain `infograv paper`; otherwise only by `--only NAME`
 
     def load(self) -> Callable[[Path, Callable[[str], None]], None]:
         mod_name, fn_name = self.target.split(":")
@@ -63,7 +64,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("validation", "Empirical test on a real language model (SmolLM2-135M)",
             "infograv.experiments._validation:paper_section", needs_artifacts=True),
     Section("real_geodesics", "Token trajectories and geodesics on the real model's manifolds",
-            "infograv.experiments._real_geodesics:paper_section", needs_artifacts=True),
+            "infograv.experiments._real_geodesics:paper_section", needs_artifacts=True,
+            default=False),  # opt-in (`--only real_geodesics`): its study is preliminary
 )
 
 
@@ -121,7 +123,8 @@ def make_paper(
         out: the output folder (created; replaced atomically if it exists and infograv wrote
             it — an existing file, or a folder holding anything else, is refused before any
             work, see `infograv._io.check_output_dir`).
-        only: run only these sections (by name).
+        only: run only these sections (by name); without it, every section whose `default`
+            is true (`real_geodesics` is opt-in: its study is still preliminary).
         skip: leave these sections out.
         progress: a callable taking a message (default: timed lines on stderr).
         sections: the section list (default `SECTIONS`).
@@ -139,7 +142,8 @@ def make_paper(
         for n in val or []:
             if n not in names:
                 raise ValueError(f"{arg}: unknown section {n!r}; sections are: {', '.join(names)}.")
-    chosen = [s for s in sections if (not only or s.name in only) and s.name not in (skip or [])]
+    chosen = [s for s in sections if (s.name in only if only else s.default)
+              and s.name not in (skip or [])]
     prog = progress if progress is not None else Progress()
     target = Path(os.path.abspath(out))
     manifest: dict = {"sections": [], "versions": _versions(),
