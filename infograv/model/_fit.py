@@ -189,15 +189,11 @@ def _kernel_values(theta: Mapping[str, Any], spec: _Spec) -> dict[str, jax.Array
 def _train_energies(pot: Potential, theta: Mapping[str, Any], spec: _Spec,
                     data: FitData) -> jax.Array:
     """Energies `(B, V)` from the precomputed products (see the module docstring)."""
-    a = theta["a"]
-    r2 = (a * a) * data.hsq[:, None] - (2 * a) * data.z + data.esq[None, :]
-    extra = None
-    if "b" in theta:
-        b, c = theta["b"], theta["c"] * data.cscale
-        bc = data.emb @ jnp.stack([b, c], axis=1)
-        r2 = r2 + (2 * a * (data.h @ b) + b @ b)[:, None] - 2 * bc[:, 0][None, :]
-        extra = bc[:, 1][None, :]
-    r2 = jnp.maximum(r2, 0.0)
+    extra = eb = None
+    if "b" in theta:  # one pass over the embedding for both the bias and the external field
+        bc = data.emb @ jnp.stack([theta["b"], theta["c"] * data.cscale], axis=1)
+        eb, extra = bc[:, 0], bc[:, 1][None, :]
+    r2 = _train_energies_r2(theta, data, eb)
     phi = set_potential_params(pot, _kernel_values(theta, spec))
     u = phi.from_sq_distance(r2, jnp.ones((), r2.dtype))
     return u if extra is None else u + extra
@@ -450,12 +446,16 @@ def _matched_start(ref: PotentialFit, pot: Potential, spec: _Spec, shape: Mappin
     return _theta_from(ref, pot, spec, query_map, data, values)
 
 
-def _train_energies_r2(theta: Mapping[str, Any], data: FitData) -> jax.Array:
+def _train_energies_r2(theta: Mapping[str, Any], data: FitData,
+                       eb: jax.Array | None = None) -> jax.Array:
+    """Squared distances `(B, V)` from the query `a·h (+ b)` to every token, from the
+    precomputed products; `eb` is `emb @ b` when the caller already has it."""
     a = theta["a"]
     r2 = (a * a) * data.hsq[:, None] - (2 * a) * data.z + data.esq[None, :]
     if "b" in theta:
         b = theta["b"]
-        r2 = r2 + (2 * a * (data.h @ b) + b @ b)[:, None] - 2 * (data.emb @ b)[None, :]
+        eb = data.emb @ b if eb is None else eb
+        r2 = r2 + (2 * a * (data.h @ b) + b @ b)[:, None] - 2 * eb[None, :]
     return jnp.maximum(r2, 0.0)
 
 
