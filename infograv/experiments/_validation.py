@@ -61,7 +61,7 @@ import numpy as np
 
 from .._io import write_csv, write_json, write_text
 from ..geometry._metrics import fisher_from_energies
-from ..model import Potential, SemanticSpace, surprisal_mass
+from ..model import Potential, SemanticSpace, surprisal_mass, thermodynamics
 from ..model._fit import FIT_QUERY_MAPS, PotentialFit, potential_name
 from ._kernel_fit import FAMILIES, compare_families, dot_baseline, family_potential
 from ._stats import (
@@ -600,19 +600,11 @@ def temperature_study(model: Any, prompts: Sequence[str], settings: ValidationSe
         "distinct2_by_T": [bootstrap_ci(mean, div[:, j], **kw) for j in range(len(temps))],
     }
     if first_logp is not None:
-        ent = np.stack([_entropy_rows(_log_softmax_np(first_logp / t)) for t in temps], axis=1)
+        # the selection law's entropy with U = -log p at temperature t (one definition)
+        ent = np.stack([np.asarray(thermodynamics(-first_logp, t).entropy) for t in temps],
+                       axis=1)
         out["first_token_entropy"] = ent
     return out
-
-
-def _log_softmax_np(z: np.ndarray) -> np.ndarray:
-    m = z.max(axis=1, keepdims=True)
-    return z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
-
-
-
-def _entropy_rows(logp: np.ndarray) -> np.ndarray:
-    return -np.sum(np.where(np.isfinite(logp), np.exp(logp) * logp, 0.0), axis=1)
 
 
 def _wordfreq_mass(texts: Sequence[str]) -> np.ndarray | None:
@@ -638,7 +630,7 @@ def mass_study(model: Any, texts: Sequence[str], logp: np.ndarray, settings: Val
     """
     m_lm = np.asarray(model.surprisal_bits_many(list(texts)), dtype=np.float64)
     n_tok = np.asarray([len(model.encode(t)) for t in texts], dtype=np.float64)
-    ent = _entropy_rows(logp)
+    ent = np.asarray(thermodynamics(-np.asarray(logp), 1.0).entropy)
     out: dict[str, Any] = {
         "entropy": ent, "lm_surprisal": m_lm, "n_tokens": n_tok,
         "category": None if categories is None else list(categories),
