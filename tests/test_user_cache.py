@@ -186,8 +186,10 @@ def test_folder_models_hash_every_visible_file(tmp_path):
                                     cache_dir=p), TypeError, "settings: must hold JSON"),
     (lambda p: cached_distributions(MODEL, ["a"], settings=[1], compute=Counter(),
                                     cache_dir=p), TypeError, "settings"),
+    # names the argument: the package's own check says texts[1], and the test run's runtime
+    # type checker, which samples one element, may reach the bad element first
     (lambda p: cached_distributions(MODEL, ["a", 3], settings={}, compute=Counter(),
-                                    cache_dir=p), TypeError, "texts\\[1\\]"),
+                                    cache_dir=p), TypeError, "texts"),
     (lambda p: cached_distributions(MODEL, ["a", "b"], settings={},
                                     compute=lambda ts: np.zeros((1, 3)), cache_dir=p),
      ValueError, "compute: output 0 has shape \\(1, 3\\)"),
