@@ -248,3 +248,33 @@ def test_smollm2_output_metric_is_twice_the_kl():
     quad = float(m.inner(h, jnp.asarray(delta), jnp.asarray(delta)))
     two_kl = 2 * _kl(_np_probs(w, np.asarray(h), 1.0), _np_probs(w, np.asarray(h) + delta, 1.0))
     assert abs(quad - two_kl) / quad < 1e-2
+
+
+def test_dense_factorisations_match_numpy_and_need_no_lapack_under_vmap(rng):
+    # jaxlib's CPU LAPACK kernels split a vmapped batch over the intra-op thread pool and block a
+    # pool thread on it: as many of them at once as the pool has threads never finish. The output
+    # metric's factorisations are plain XLA operations instead.
+    from infograv.geometry._real import cho_solve, cholesky, solve_lower
+
+    x = rng.normal(size=(40, 40))
+    a = x @ x.T / 40 + 1e-3 * np.eye(40)
+    low = np.asarray(cholesky(jnp.asarray(a)))
+    np.testing.assert_allclose(low, np.linalg.cholesky(a), rtol=1e-10, atol=1e-12)
+    b = rng.normal(size=(40, 3))
+    np.testing.assert_allclose(np.asarray(cho_solve(jnp.asarray(low), jnp.asarray(b))),
+                               np.linalg.solve(a, b), rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(solve_lower(jnp.asarray(low), jnp.asarray(b[:, 0]),
+                                                      transpose=True)),
+                               np.linalg.solve(low.T, b[:, 0]), rtol=1e-8)
+    assert np.isnan(np.asarray(cholesky(jnp.asarray(-a)))).any()
+    with pytest.raises(ValueError, match="a: expected a square"):
+        cholesky(jnp.ones((2, 3)))
+    w, h = _head(rng, 300, 16)
+    hs, vs = jnp.asarray(np.stack([h, 1.1 * h])), jnp.asarray(rng.normal(size=(2, 16)))
+    for solver in ("cg", "cholesky"):
+        m = OutputMetric(jnp.asarray(w), ridge=1e-5, solver=solver, precond_rank=32)
+        text = jax.jit(jax.vmap(m.acceleration)).lower(hs, vs).as_text()
+        assert "lapack" not in text and "custom_call" not in text
+        ref = OutputMetric(jnp.asarray(w), ridge=1e-5, solver="cholesky")
+        np.testing.assert_allclose(np.asarray(jax.vmap(m.acceleration)(hs, vs)),
+                                   np.asarray(jax.vmap(ref.acceleration)(hs, vs)), rtol=1e-6)
