@@ -4,10 +4,12 @@ continued exactly, straight lines are geodesic in the flat metric."""
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from infograv.experiments._real_geodesics import (
     METRICS,
     RealGeodesicSettings,
+    load_fit,
     summarise,
     trajectory_measures,
 )
@@ -28,6 +30,8 @@ def test_points_on_a_geodesic_are_geodesic_and_continued_exactly():
     pts = np.asarray(geodesic(metric, x0, v0, float(ts[-1]), ts=ts, rtol=1e-11,
                               atol=1e-11).xs)
     r = trajectory_measures(metric, pts, SETTINGS)
+    assert r["converged"] and r["logmaps_converged"] == len(pts) + 1
+    assert np.all(r["shoot_miss"] < 1e-2)
     assert abs(r["ratio"] - 1.0) < 1e-3
     assert r["deviation"] < 1e-2
     # the geodesic continuation beats linear extrapolation on a curved geodesic
@@ -52,8 +56,10 @@ def test_summary_verdicts_follow_the_rule():
         for m in METRICS:
             better = m == "output"
             rec[m] = {"ratio": 1.05 if better else 1.5 + 0.1 * rng.random(),
-                      "deviation": 0.1, "residual": 0.0,
+                      "deviation": 0.1, "residual": 0.0, "converged": True,
+                      "shoot_miss": np.zeros(5), "logmaps_converged": 5,
                       "log_err_ratio": np.full(3, -1.0 if better else 0.01 * rng.normal()),
+                      "pred_converged": np.ones(3, bool), "launch_converged": True,
                       "capture": float(better or rng.random() < 0.2)}
         rec["euclidean"]["capture"] = 0.0
         recs.append(rec)
@@ -63,3 +69,44 @@ def test_summary_verdicts_follow_the_rule():
     assert s["output"]["prediction_verdict"] == "predicts better than linear extrapolation"
     assert s["output"]["capture_verdict"] == "captures"
     assert s["density"]["prediction_verdict"] == "no difference from linear extrapolation"
+    # an unconverged trajectory (a length ratio below 1 would come from one) is dropped, counted
+    recs[0]["output"].update(ratio=0.3, converged=False, logmaps_converged=3)
+    s = summarise({"records": recs, "truncation_error": [0.01]}, SETTINGS)["generation"]
+    assert s["output"]["n_used"] == 11 and s["output"]["n_dropped"] == 1
+    assert s["output"]["logmaps_converged"] == [58, 60]
+    assert s["output"]["min_length_ratio"] > 1.0
+
+
+def test_an_unconverged_log_map_is_flagged_by_its_shooting_residual():
+    metric = ConformalMetric(_well, dim=3)
+    x0, v0 = jnp.array([-1.0, 0.4, 0.0]), jnp.array([0.5, -0.2, 0.1])
+    ts = np.arange(4) * 0.9
+    pts = np.array(geodesic(metric, x0, v0, float(ts[-1]), ts=ts).xs)
+    pts[1] += np.array([0.0, 0.4, 0.0])  # a detour: its segments bend
+    good = trajectory_measures(metric, pts, SETTINGS)
+    assert good["converged"]
+    # one L-BFGS step leaves the discrete paths straight: the shooting check catches it
+    bad = trajectory_measures(metric, pts, RealGeodesicSettings(n_steps=12, max_steps=1,
+                                                                exp_steps=32, shoot_tol=1e-3))
+    assert not bad["converged"] and bad["logmaps_converged"] < len(pts) + 1
+
+
+def test_load_fit_reads_a_validation_folder_and_names_bad_input(tmp_path):
+    import json
+
+    folder = tmp_path / "fits" / "affine"
+    folder.mkdir(parents=True)
+    data = {"name": "plummer", "kernel": "plummer", "d": 3, "params": {"G": 2.0, "epsilon": 0.5},
+            "query_map": "affine", "a": 1.5, "b": [0.1, 0.2], "c": None, "unit": 10.0,
+            "train_kl": 0.1, "grad_norm": 0.0, "converged": True, "steps": 3}
+    (folder / "plummer.json").write_text(json.dumps(data))
+    fit = load_fit(tmp_path)
+    assert fit.a == 1.5 and fit.unit == 10.0 and fit.b.tolist() == [0.1, 0.2]
+    assert load_fit(fit) is fit
+    assert load_fit(folder / "plummer.json").a == 1.5
+    with pytest.raises(ValueError, match="fit: no fitted 'gaussian'"):
+        load_fit(tmp_path, "gaussian")
+    with pytest.raises(ValueError, match="fit: expected a PotentialFit"):
+        load_fit(3.0)
+    with pytest.raises(ValueError, match="kinds"):
+        RealGeodesicSettings(kinds=("sideways",))
