@@ -175,6 +175,43 @@ def test_family_containing_the_harmonic_limit_is_never_worse(rng, name, shape):
     assert np.mean(kl_per_prompt(other, dte)) <= np.mean(kl_per_prompt(harm, dte)) + 1e-3
 
 
+def _dot_truth(rng, n_vocab=300, d=6, n=40):
+    """P_i ∝ exp(h·x_i): a plain softmax with a tied head, as SmolLM2 and Gemma 3 compute."""
+    emb = rng.normal(size=(n_vocab, d)) * 0.3
+    h = rng.normal(size=(n, d)) * 3.0
+    return emb, h, _softmax_rows(h @ emb.T)
+
+
+def test_the_softmax_is_the_harmonic_limit_and_the_fit_stops_by_the_bound(rng):
+    # k |x - a h|^2 / 2 = -k a h·x + k |x|^2 / 2 + const: the softmax of h·x is the limit k -> 0
+    # with k a fixed (= unit^2 in fit units). The fit runs towards it and stops by the bound
+    # clause (mean KL <= ktol); with the clause off it stops on the cap of a by the gradient
+    # clause, still within 1e-6 nats of the bound.
+    emb, h, logp = _dot_truth(rng)
+    unit = length_unit(h, logp, emb)
+    data = prepare_fit_data(h, logp, emb, unit)
+    pot = Potential("harmonic", 3)
+    fit = fit_potential(pot, data, unit=unit, query_map="scalar", ktol=1e-6)
+    assert fit.converged and 0 <= fit.train_kl <= 1e-6
+    best = min(fit.starts, key=lambda s: s["final_loss"])
+    assert best["rule"] == "bound" and len(best["losses"]) == best["steps"]
+    assert fit.a * fit.params["k"] == pytest.approx(unit**2, rel=1e-2)
+    assert {s["label"] for s in fit.starts} == {"default", "far field"}
+    off = fit_potential(pot, data, unit=unit, query_map="scalar", ktol=0.0, max_steps=500)
+    assert off.converged and off.train_kl <= 1e-6
+    assert all(s["rule"] in ("gradient", "stalled", "step limit") for s in off.starts)
+    # the bound clause is the only difference: the same curve up to where it fired
+    d0 = next(s for s in off.starts if s["label"] == best["label"])
+    np.testing.assert_array_equal(d0["losses"][:best["steps"]], best["losses"])
+
+
+def test_a_fit_that_meets_no_clause_is_not_converged(rng):
+    emb, h, logp = _gaussian_truth(rng, n=30)
+    fit, _ = _fit("gaussian", emb, h, logp, max_steps=2, query_map="scalar")
+    assert not fit.converged
+    assert all(s["rule"] == "step limit" and s["steps"] == 2 for s in fit.starts)
+
+
 def test_bootstrap_weights_change_the_fit_like_duplicated_prompts(rng):
     # weight 2 on a prompt is the same loss as that prompt listed twice
     emb, h, logp = _harmonic_truth(rng, n=12)

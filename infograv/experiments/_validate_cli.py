@@ -78,7 +78,7 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=_positive_int, default=None, metavar="N",
                         help="bootstrap resamples (default: 2000; 500 with --quick)")
     parser.add_argument("--steps", type=_positive_int, default=None, metavar="N",
-                        help="L-BFGS step limit of each fit (default: 300; 60 with --quick)")
+                        help="L-BFGS step limit of each fit (default: 300; 200 with --quick)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 

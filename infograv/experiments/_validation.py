@@ -113,11 +113,14 @@ class ValidationSettings:
     Attributes:
         families: built-in kernel families to fit (names of `infograv.symbolic.kernels`).
         kernel_dim: dimension of the radial profile of Newton, Plummer and Yukawa.
-        kernel_dims: further dimensions fitted side by side (Yukawa only up to 64: its closed
-            form in higher dimension is too large to derive).
+        kernel_dims: further dimensions fitted side by side for Newton, Plummer and Yukawa
+            (Yukawa only in odd dimensions: in even `d` its Green's function is a Bessel K of
+            integer order, evaluated by quadrature at 256 times the memory of the others).
         query_maps: `"affine"` and/or `"scalar"` (see `infograv.model.fit_potential`); the
             first is the primary one (verdicts, refits, dimension sweep).
         max_steps: L-BFGS step limit of a fit.
+        ktol: the bound clause of the convergence rule: a fit whose mean training KL is at most
+            `ktol` nats is within `ktol` of the global optimum (KL >= 0) and stops there.
         n_refits, refit_steps: refits on bootstrap resamples of the training prompts, and
             their step limit (warm-started at the full fit).
         max_train, max_heldout: at most this many prompts of each split (None: all).
@@ -137,6 +140,7 @@ class ValidationSettings:
     kernel_dims: tuple[int, ...] = (8, 32, 576)
     query_maps: tuple[str, ...] = ("scalar",)
     max_steps: int = 300
+    ktol: float = 1e-6
     n_refits: int = 6
     refit_steps: int = 40
     max_train: int | None = None
@@ -167,6 +171,8 @@ class ValidationSettings:
                              f"{self.query_maps!r}.")
         if self.kernel_dim < 1 or any(d < 1 for d in self.kernel_dims):
             raise ValueError("kernel_dim, kernel_dims: dimensions must be >= 1.")
+        if not self.ktol >= 0:
+            raise ValueError(f"ktol: must be >= 0, got {self.ktol!r}.")
         if self.max_steps < 1 or self.refit_steps < 1 or self.n_refits < 0:
             raise ValueError("max_steps, refit_steps: must be >= 1; n_refits: >= 0.")
         if self.n_boot < 10:
@@ -183,7 +189,7 @@ class ValidationSettings:
         """A small subset that runs in under a minute (used by `infograv paper`)."""
         return cls(
             families=("plummer", "gaussian", "harmonic"), kernel_dims=(),
-            query_maps=("scalar",), max_steps=60, n_refits=0, max_train=48,
+            query_maps=("scalar",), max_steps=200, n_refits=0, max_train=48,
             max_heldout=40, n_boot=500, temperatures=(0.3, 1.0, 1.5), n_temperature_prompts=3,
             n_samples=4, max_new_tokens=6, n_trajectories=1, trajectory_steps=8,
             max_mass_prompts=32, max_pairs=24,
@@ -356,7 +362,8 @@ def fit_study(
     return compare_families(
         data, embedding, _potentials(settings, kernels), query_maps=settings.query_maps,
         n_refits=settings.n_refits, refit_steps=settings.refit_steps,
-        max_steps=settings.max_steps, kernel_dims=settings.kernel_dims, n_boot=settings.n_boot,
+        max_steps=settings.max_steps, ktol=settings.ktol, kernel_dims=settings.kernel_dims,
+        n_boot=settings.n_boot,
         level=settings.level, seed=settings.seed, progress=progress)
 
 

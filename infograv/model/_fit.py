@@ -20,21 +20,28 @@ Distances are measured in a fixed length unit $\ell$ (the median distance from $
 most likely tokens, computed once from the data): the embedding and $h$ are divided by $\ell$,
 so every kernel parameter is of order one at the start and a kernel of dimension 576
 ($r^{-574}$) stays representable in float64. Parameters are reported in that unit; $\ell$ is
-saved with the fit. Positive kernel parameters are optimised as logarithms; those other than
-the strength (`G` or `k`) are capped at $10^4$ length units (beyond, a width that tends to
-infinity equals its limit to float64 precision, while rounding of $|U| \sim G/\text{width}$
-would swamp the energy differences).
+saved with the fit. The query scale is fitted as $\log a$ and positive kernel parameters as
+logarithms; $a$ is capped at $10^4$ length units and the parameters other than the strength
+(`G` or `k`) at $10^5$ (beyond, a width that tends to infinity equals its limit to about
+$10^{-4}$ nats at the fitted distances, while rounding of $|U| \sim G$ would swamp the energy
+differences). Inside the cap the gradient of a capped parameter is zero, so a fit whose optimum
+lies in a limit (the harmonic well's $k \to 0$, $k a$ fixed, is the plain softmax of
+$h\cdot x_i$) stops on the cap by the gradient clause below.
 
 The loss is the exact mean over prompts of $\mathrm{KL}(P\,\|\,Q_\theta)$ over the whole
 vocabulary. With $z_{bi} = h_b\cdot x_i$ computed once,
 $|x_q - x_i|^2 = a^2|h|^2 + 2a\,h\cdot b + |b|^2 - 2a z_{bi} - 2\,b\cdot x_i + |x_i|^2$, so one
 evaluation costs $O(BV + Vd)$; a test checks it against
 [`energies`][infograv.model.energies]. Optimiser: L-BFGS (optax, zoom line search), the whole
-run one compiled `while_loop` that stops by the **convergence rule**: the loss changed by at
-most `ftol`·(1 + |loss|) in the last step *and* the gradient norm is at most `gtol`, or after
-`max_steps` steps (then `converged` is false). Several starts are run (see
-[`fit_potential`][infograv.model._fit.fit_potential]); the best final loss wins, and every start's
-loss curve is kept.
+run one compiled `while_loop` that stops by the **convergence rule**, judged at each
+iterate: either (*gradient clause*) the loss changed by at most `ftol`·(1 + |loss|) in the
+last step and the gradient norm is at most `gtol`, or (*bound clause*) the mean KL is at most
+`ktol`: every KL is at least 0, so such a fit is within `ktol` of the global optimum of any
+family. A start that has not lowered its best loss by $10^{-8}$·(1 + |loss|) in 10 steps has
+*stalled* and stops; after `max_steps` steps, or stalled, without either clause, `converged`
+is false. Several starts are run
+(see [`fit_potential`][infograv.model._fit.fit_potential]); the best final loss wins, and every
+start's loss curve and the clause that stopped it are kept.
 """
 
 from __future__ import annotations
@@ -171,10 +178,16 @@ class _Spec(NamedTuple):
     log: tuple[bool, ...]
 
 
-#: Positive parameters other than the strength are capped at 1e4 length units: beyond, a width
-#: that tends to infinity is its limit to float64 precision, while |U| ~ G/width grows until
-#: rounding (|U| x 1e-16) swamps the energy differences.
-_LOG_CAP = math.log(1e4)
+#: Positive parameters other than the strength are capped at 1e5 length units: a width that
+#: tends to infinity is then within its limit to about 1e-4 nats at the fitted distances
+#: (a few hundred units), while |U| ~ G ~ k·width² stays small enough (~1e10) that float64
+#: rounding (|U| x 1e-16) leaves the energy differences intact to ~1e-6.
+_LOG_CAP = math.log(1e5)
+#: The query scale a is fitted as log a and capped at 1e4 length units: the harmonic well's
+#: limit k -> 0, k·a fixed (the plain softmax of h·x) is then reached to ~1e-9 nats.
+_LOG_A_CAP = math.log(1e4)
+#: The query scale of the far-field start (families without a limit start).
+_A_FAR = 1e3
 
 
 def _kernel_values(theta: Mapping[str, Any], spec: _Spec) -> dict[str, jax.Array]:
@@ -216,14 +229,21 @@ def _loss_many(thetas: Any, pot: Potential, spec: _Spec, data: FitData,
     return jax.lax.map(lambda th: _loss(th, pot, spec, data, w), thetas)
 
 
+#: A start that has not lowered its best loss by `_STALL`·(1 + |loss|) for `_PATIENCE` steps
+#: has stalled (its line searches find next to no decrease): it stops, not converged.
+_PATIENCE = 10
+_STALL = 1e-8
+
 _BUFFER = 1024  # length of the stored loss curve (the step limit is a traced argument)
 
 
 @eqx.filter_jit
 def _lbfgs(theta0: Any, pot: Potential, spec: _Spec, data: FitData, w: jax.Array,
-           ftol: jax.Array, gtol: jax.Array, max_steps: jax.Array
-           ) -> tuple[Any, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
-    """L-BFGS in one `while_loop` with the convergence rule of the module docstring."""
+           ftol: jax.Array, gtol: jax.Array, ktol: jax.Array, max_steps: jax.Array
+           ) -> tuple[Any, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array,
+                      jax.Array]:
+    """L-BFGS in one `while_loop` with the convergence rule of the module docstring; also
+    returns the number of loss evaluations of the line searches."""
 
     def f(th: Any) -> jax.Array:
         return _loss(th, pot, spec, data, w)
@@ -234,26 +254,34 @@ def _lbfgs(theta0: Any, pot: Potential, spec: _Spec, data: FitData, w: jax.Array
     losses0 = jnp.full((_BUFFER,), jnp.nan, dtype)
 
     def cond(c: Any) -> jax.Array:
-        return (c[2] < max_steps) & ~c[6]
+        return (c[2] < max_steps) & ~c[6] & (c[9] < _PATIENCE)
 
     def body(c: Any) -> Any:
-        th, st, k, prev, losses, _, _ = c
+        th, st, k, prev, losses, _, _, nev, best, since = c
         val, g = vg(th, state=st)
-        upd, st = opt.update(g, st, th, value=val, grad=g, value_fn=f)
-        th = optax.apply_updates(th, upd)
         gn = optax.tree_utils.tree_norm(g)
         done = (jnp.abs(prev - val) <= ftol * (1 + jnp.abs(val))) & (gn <= gtol)
-        done = done | ~jnp.isfinite(val)
-        return th, st, k + 1, val, losses.at[k].set(val), gn, done
+        done = done | (jnp.abs(val) <= ktol) | ~jnp.isfinite(val)
+        upd, st = opt.update(g, st, th, value=val, grad=g, value_fn=f)
+        nev = nev + optax.tree_utils.tree_get(st, "num_linesearch_steps").astype(jnp.int32)
+        gained = val < best - _STALL * (1 + jnp.abs(best))
+        since = jnp.where(gained, 0, since + 1)
+        best = jnp.minimum(best, val)
+        # the rule is judged at `th`; once it holds, `th` is kept (the reported point is the
+        # one the rule was judged at)
+        th = jax.tree_util.tree_map(lambda t, n: jnp.where(done, t, n), th,
+                                    optax.apply_updates(th, upd))
+        return th, st, k + 1, val, losses.at[k].set(val), gn, done, nev, best, since
 
     init = (theta0, opt.init(theta0), jnp.zeros((), jnp.int32), jnp.asarray(jnp.inf, dtype),
-            losses0, jnp.asarray(jnp.inf, dtype), jnp.zeros((), bool))
+            losses0, jnp.asarray(jnp.inf, dtype), jnp.zeros((), bool), jnp.zeros((), jnp.int32),
+            jnp.asarray(jnp.inf, dtype), jnp.zeros((), jnp.int32))
     # optax's L-BFGS memory indexing mixes int32 and int64 (an implicit promotion that strict
     # promotion refuses); allow the standard rules while tracing the loop
     with jax.numpy_dtype_promotion("standard"):
-        th, _, k, _, losses, _, done = jax.lax.while_loop(cond, body, init)
+        th, _, k, _, losses, _, done, nev, _, since = jax.lax.while_loop(cond, body, init)
     val, g = jax.value_and_grad(f)(th)
-    return th, losses, k, done, val, optax.tree_utils.tree_norm(g)
+    return th, losses, k, done, val, optax.tree_utils.tree_norm(g), nev, since
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,7 +407,8 @@ def _theta_from(fit: PotentialFit | None, potential: Potential, spec: _Spec, que
     vals = dict(potential.params) if values is None else dict(values)
     kernel = {n: jnp.asarray(math.log(float(vals[n])) if lg else float(vals[n]))
               for n, lg in zip(spec.names, spec.log)}
-    theta: dict[str, Any] = {"a": jnp.asarray(1.0 if fit is None else fit.a), "kernel": kernel}
+    a0 = 1.0 if fit is None else fit.a
+    theta: dict[str, Any] = {"a": jnp.asarray(math.log(a0)), "kernel": kernel}
     if query_map == "affine":
         zero = np.zeros(d)
         theta["b"] = jnp.asarray(zero if fit is None or fit.b is None else fit.b)
@@ -395,9 +424,10 @@ def _strength_name(spec: _Spec) -> str | None:
 
 
 def _scan_strength(theta: dict[str, Any], pot: Potential, spec: _Spec, data: FitData,
-                   w: jax.Array, typical_r2: float) -> dict[str, Any]:
+                   w: jax.Array, typical_r2: float) -> dict[str, Any] | None:
     """Scale the strength so that |U| ~ 1 at the typical distance, then keep the best of 9
-    factors e^-8 … e^8 (one compiled pass over the stack)."""
+    factors e^-8 … e^8 (one compiled pass over the stack). `None` when the strength does not
+    change the loss there (the kernel vanishes at those distances: a flat, degenerate start)."""
     name = _strength_name(spec)
     if name is None:
         return theta
@@ -411,6 +441,8 @@ def _scan_strength(theta: dict[str, Any], pot: Potential, spec: _Spec, data: Fit
     stack["kernel"] = {**stack["kernel"], name: base + shifts}
     vals = np.asarray(_loss_many(stack, pot, spec, data, w))
     vals = np.where(np.isfinite(vals), vals, np.inf)
+    if np.all(vals == vals[0]):
+        return None
     best = int(np.argmin(vals))
     out = dict(theta)
     out["kernel"] = {**theta["kernel"], name: base + shifts[best]}
@@ -446,11 +478,16 @@ def _matched_start(ref: PotentialFit, pot: Potential, spec: _Spec, shape: Mappin
     return _theta_from(ref, pot, spec, query_map, data, values)
 
 
+def _scale(theta: Mapping[str, Any]) -> jax.Array:
+    """The query scale $a = e^{\\theta_a}$ (fitted as a logarithm, capped at `_A_CAP`)."""
+    return jnp.exp(jnp.minimum(theta["a"], _LOG_A_CAP))
+
+
 def _train_energies_r2(theta: Mapping[str, Any], data: FitData,
                        eb: jax.Array | None = None) -> jax.Array:
     """Squared distances `(B, V)` from the query `a·h (+ b)` to every token, from the
     precomputed products; `eb` is `emb @ b` when the caller already has it."""
-    a = theta["a"]
+    a = _scale(theta)
     r2 = (a * a) * data.hsq[:, None] - (2 * a) * data.z + data.esq[None, :]
     if "b" in theta:
         b = theta["b"]
@@ -460,16 +497,19 @@ def _train_energies_r2(theta: Mapping[str, Any], data: FitData,
 
 
 def _run(theta0: dict[str, Any], pot: Potential, spec: _Spec, data: FitData, w: jax.Array,
-         ftol: float, gtol: float, max_steps: int, label: str
+         ftol: float, gtol: float, ktol: float, max_steps: int, label: str
          ) -> tuple[dict[str, Any], dict[str, Any]]:
     dt = data.z.dtype
-    th, losses, n, done, val, gn = _lbfgs(theta0, pot, spec, data, w, jnp.asarray(ftol, dt),
-                                          jnp.asarray(gtol, dt),
-                                          jnp.asarray(min(max_steps, _BUFFER), jnp.int32))
+    th, losses, n, done, val, gn, nev, since = _lbfgs(
+        theta0, pot, spec, data, w, jnp.asarray(ftol, dt), jnp.asarray(gtol, dt),
+        jnp.asarray(ktol, dt), jnp.asarray(min(max_steps, _BUFFER), jnp.int32))
     k = int(n)
+    conv = bool(done) and bool(np.isfinite(float(val)))
+    rule = (("bound" if abs(float(val)) <= ktol else "gradient") if conv else
+            "stalled" if int(since) >= _PATIENCE else "step limit")
     rec = {"label": label, "losses": np.asarray(losses)[:k].tolist(), "final_loss": float(val),
-           "steps": k, "converged": bool(done) and bool(np.isfinite(float(val))),
-           "grad_norm": float(gn)}
+           "steps": k, "converged": conv, "rule": rule, "grad_norm": float(gn),
+           "evaluations": int(nev)}
     return th, rec
 
 
@@ -486,6 +526,7 @@ def fit_potential(
     max_steps: int = 300,
     ftol: float = 1e-10,
     gtol: float = 1e-6,
+    ktol: float = 0.0,
 ) -> PotentialFit:
     r"""Fit `potential` and the query map to real next-token distributions by minimising KL.
 
@@ -495,8 +536,13 @@ def fit_potential(
     of the fitted family `ref`, the shape parameters set by `shape` (multiples of the largest
     fitted distance for a width that tends to infinity, of the smallest for one that tends to
     zero; for `mu` the value times 1/largest distance) and the strength matched to
-    $\Phi_\text{ref}$ by least squares; with `warm_start`, only that fit's parameters (used for
-    bootstrap refits). The lowest final loss wins.
+    $\Phi_\text{ref}$ by least squares; without any limit start, a *far-field* start ($a =
+    10^3$ length units, the strength scanned as for the default start), where every kernel with
+    a smooth far field tends to the plain softmax of $h\cdot x_i$ (skipped when the kernel
+    vanishes there); with `warm_start`, only that fit's parameters (used for bootstrap refits).
+    The lowest final loss wins. Each start's record keeps its loss curve and the clause of the
+    convergence rule that stopped it (`rule`: `"gradient"` or `"bound"`; `"stalled"` or
+    `"step limit"` when it did not converge) and its number of line-search evaluations.
 
     Arguments:
         potential: a [`Potential`][infograv.model.Potential] (built-in or user-defined).
@@ -510,6 +556,9 @@ def fit_potential(
         max_steps: the step limit of each start.
         ftol: the relative loss change of the convergence rule (module docstring).
         gtol: the gradient norm of the convergence rule.
+        ktol: the bound clause of the convergence rule: a mean KL at most `ktol` is within
+            `ktol` of 0, the lower bound of every KL, and so of the global optimum of any family
+            (default 0: off; the study uses 1e-6).
 
     Returns:
         A [`PotentialFit`][infograv.model._fit.PotentialFit].
@@ -543,15 +592,24 @@ def fit_potential(
     else:
         th0 = _theta_from(None, potential, spec, query_map, data)
         typical = float(np.median(np.asarray(_train_energies_r2(th0, data))))
-        starts.append(("default", _scan_strength(th0, potential, spec, data, w, typical)))
+        scanned = _scan_strength(th0, potential, spec, data, w, typical)
+        starts.append(("default", th0 if scanned is None else scanned))
         for ref, shape in limit_starts:
             th = _matched_start(ref, potential, spec, shape, data, query_map)
             if th is not None:
                 starts.append((f"limit:{ref.name}", th))
+        if len(starts) == 1 and _strength_name(spec) is not None:
+            # the far field: the query far from the cloud (a = _A_FAR), where every kernel
+            # with a smooth far field tends to the plain softmax of h·x
+            far = dict(th0, a=jnp.asarray(math.log(_A_FAR)))
+            r2far = float(np.median(np.asarray(_train_energies_r2(far, data))))
+            scanned = _scan_strength(far, potential, spec, data, w, r2far)
+            if scanned is not None:
+                starts.append(("far field", scanned))
     best: tuple[dict[str, Any], dict[str, Any]] | None = None
     records = []
     for label, th0 in starts:
-        th, rec = _run(th0, potential, spec, data, w, ftol, gtol, max_steps, label)
+        th, rec = _run(th0, potential, spec, data, w, ftol, gtol, ktol, max_steps, label)
         records.append(rec)
         if best is None or rec["final_loss"] < best[1]["final_loss"] or not np.isfinite(
                 best[1]["final_loss"]):
@@ -561,7 +619,7 @@ def fit_potential(
     fitted = set_potential_params(potential, _kernel_values(th, spec))
     return PotentialFit(
         name=name or potential_name(potential), potential=fitted, query_map=query_map,
-        a=float(th["a"]), b=None if "b" not in th else np.asarray(th["b"]),
+        a=float(_scale(th)), b=None if "b" not in th else np.asarray(th["b"]),
         c=None if "c" not in th else np.asarray(th["c"] * data.cscale), unit=float(unit),
         train_kl=rec["final_loss"], grad_norm=rec["grad_norm"], converged=rec["converged"],
         steps=rec["steps"], starts=records)
