@@ -205,6 +205,34 @@ def test_the_softmax_is_the_harmonic_limit_and_the_fit_stops_by_the_bound(rng):
     np.testing.assert_array_equal(d0["losses"][:best["steps"]], best["losses"])
 
 
+def test_the_chunked_loss_equals_the_dense_one(rng, monkeypatch):
+    # above _CHUNK_ELEMS (prompt, token) pairs the loss runs over rematerialised prompt chunks
+    # (memory ~ one chunk): the same values, gradients and fit as the dense evaluation
+    import jax
+
+    from infograv.model import _fit
+
+    emb, h, logp = _gaussian_truth(rng, n_vocab=64, n=21)
+    unit = length_unit(h, logp, emb)
+    data = prepare_fit_data(h, logp, emb, unit)
+    pot = Potential("plummer", 3)
+    spec = _fit._spec(pot)
+    theta = _fit._theta_from(None, pot, spec, "affine", data)
+    theta["b"] = jnp.asarray(rng.normal(size=6) * 0.1)
+    w = jnp.asarray(rng.integers(0, 3, size=21).astype(float))
+    dense = jax.value_and_grad(_fit._loss)(theta, pot, spec, data, w)
+    dense_fit = fit_potential(pot, data, unit=unit, query_map="scalar", max_steps=8)
+    monkeypatch.setattr(_fit, "_CHUNK_ELEMS", 64 * 4)  # chunks of 4 prompts, the last of 1
+    chunked = jax.value_and_grad(_fit._loss)(theta, pot, spec, data, w)
+    assert float(chunked[0]) == pytest.approx(float(dense[0]), rel=1e-12)
+    for a, b in zip(jax.tree_util.tree_leaves(chunked[1]), jax.tree_util.tree_leaves(dense[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-14)
+    fit = fit_potential(pot, data, unit=unit, query_map="scalar", max_steps=8)
+    assert fit.train_kl == pytest.approx(dense_fit.train_kl, rel=1e-6)
+    np.testing.assert_allclose(kl_per_prompt(fit, data), kl_per_prompt(dense_fit, data),
+                               rtol=1e-5)
+
+
 def test_a_fit_that_meets_no_clause_is_not_converged(rng):
     emb, h, logp = _gaussian_truth(rng, n=30)
     fit, _ = _fit("gaussian", emb, h, logp, max_steps=2, query_map="scalar")

@@ -21,12 +21,13 @@ most likely tokens, computed once from the data): the embedding and $h$ are divi
 so every kernel parameter is of order one at the start and a kernel of dimension 576
 ($r^{-574}$) stays representable in float64. Parameters are reported in that unit; $\ell$ is
 saved with the fit. The query scale is fitted as $\log a$ and positive kernel parameters as
-logarithms; $a$ is capped at $10^4$ length units and the parameters other than the strength
-(`G` or `k`) at $10^5$ (beyond, a width that tends to infinity equals its limit to about
-$10^{-4}$ nats at the fitted distances, while rounding of $|U| \sim G$ would swamp the energy
-differences). Inside the cap the gradient of a capped parameter is zero, so a fit whose optimum
-lies in a limit (the harmonic well's $k \to 0$, $k a$ fixed, is the plain softmax of
-$h\cdot x_i$) stops on the cap by the gradient clause below.
+logarithms; $a$ is capped at $10^3$ length units and the parameters other than the strength
+(`G` or `k`) are clipped to $[10^{-5}, 10^5]$ (beyond, a width that tends to infinity equals
+its limit to about $10^{-4}$ nats at the fitted distances, while rounding of $|U| \sim G$ would
+swamp the energy differences). Beyond a cap the gradient of the capped parameter is zero, so a
+fit whose optimum lies in a limit (the harmonic well's $k \to 0$, $k a$ fixed, is the plain
+softmax of $h\cdot x_i$; Yukawa's $\mu \to 0$ is Newton) stops on the cap by the gradient
+clause below.
 
 The loss is the exact mean over prompts of $\mathrm{KL}(P\,\|\,Q_\theta)$ over the whole
 vocabulary. With $z_{bi} = h_b\cdot x_i$ computed once,
@@ -178,16 +179,18 @@ class _Spec(NamedTuple):
     log: tuple[bool, ...]
 
 
-#: Positive parameters other than the strength are capped at 1e5 length units: a width that
+#: Positive parameters other than the strength are clipped to [1e-5, 1e5] (length units, or
+#: inverse length units for `mu`): a width that
 #: tends to infinity is then within its limit to about 1e-4 nats at the fitted distances
 #: (a few hundred units), while |U| ~ G ~ k·width² stays small enough (~1e10) that float64
 #: rounding (|U| x 1e-16) leaves the energy differences intact to ~1e-6.
 _LOG_CAP = math.log(1e5)
-#: The query scale a is fitted as log a and capped at 1e4 length units: the harmonic well's
-#: limit k -> 0, k·a fixed (the plain softmax of h·x) is then reached to ~1e-9 nats.
-_LOG_A_CAP = math.log(1e4)
+#: The query scale a is fitted as log a and capped at 1e3 length units: the harmonic well's
+#: limit k -> 0, k·a fixed (the plain softmax of h·x) is then reached to ~1e-7 nats, and a
+#: width 30 times the largest fitted distance stays under the width cap (limit starts).
+_LOG_A_CAP = math.log(1e3)
 #: The query scale of the far-field start (families without a limit start).
-_A_FAR = 1e3
+_A_FAR = 1e2
 
 
 def _kernel_values(theta: Mapping[str, Any], spec: _Spec) -> dict[str, jax.Array]:
@@ -195,7 +198,8 @@ def _kernel_values(theta: Mapping[str, Any], spec: _Spec) -> dict[str, jax.Array
     out = {}
     for n, lg in zip(spec.names, spec.log):
         v = theta["kernel"][n]
-        out[n] = (jnp.exp(v if n == strength else jnp.minimum(v, _LOG_CAP)) if lg else v)
+        out[n] = (jnp.exp(v if n == strength else jnp.clip(v, -_LOG_CAP, _LOG_CAP)) if lg
+                  else v)
     return out
 
 
@@ -218,8 +222,30 @@ def _kl_rows(pot: Potential, theta: Mapping[str, Any], spec: _Spec, data: FitDat
     return data.negent + jnp.sum(data.p * u, axis=-1) + log_z
 
 
+#: Above this many (prompt, token) pairs the loss runs over chunks of prompts, each
+#: rematerialised in the backward pass, so that memory stays ~ one chunk of (B, V) arrays.
+_CHUNK_ELEMS = 1 << 24
+
+
+def _kl_rows_chunked(pot: Potential, theta: Mapping[str, Any], spec: _Spec,
+                     data: FitData) -> jax.Array:
+    """`_kl_rows`, over chunks of prompts when `B·V > _CHUNK_ELEMS` (the same numbers)."""
+    B, V = data.z.shape
+    if B * V <= _CHUNK_ELEMS:
+        return _kl_rows(pot, theta, spec, data)
+
+    def one(row: tuple[jax.Array, ...]) -> jax.Array:
+        z, h, hsq, p, negent = row
+        sub = data._replace(z=z[None], h=h[None], hsq=hsq[None], p=p[None],
+                            negent=negent[None])
+        return _kl_rows(pot, theta, spec, sub)[0]
+
+    return jax.lax.map(jax.checkpoint(one), (data.z, data.h, data.hsq, data.p, data.negent),
+                       batch_size=max(1, _CHUNK_ELEMS // V))
+
+
 def _loss(theta: Any, pot: Potential, spec: _Spec, data: FitData, w: jax.Array) -> jax.Array:
-    return jnp.sum(w * _kl_rows(pot, theta, spec, data)) / jnp.sum(w)
+    return jnp.sum(w * _kl_rows_chunked(pot, theta, spec, data)) / jnp.sum(w)
 
 
 @eqx.filter_jit
@@ -459,7 +485,10 @@ def _matched_start(ref: PotentialFit, pot: Potential, spec: _Spec, shape: Mappin
         return None
     th_ref = _theta_from(ref, ref.potential, _spec(ref.potential), query_map, data)
     r2 = np.asarray(_train_energies_r2(th_ref, data))
-    idx = np.argsort(-np.asarray(data.p), axis=1)[:, :32]
+    pp = np.asarray(data.p)
+    top = min(32, pp.shape[1])
+    idx = (np.argpartition(-pp, top - 1, axis=1)[:, :top] if top < pp.shape[1]
+           else np.broadcast_to(np.arange(top), pp.shape))
     sample = np.take_along_axis(r2, idx, axis=1).reshape(-1)
     rmax, rmin = float(np.sqrt(sample.max())), float(np.sqrt(max(sample.min(), 1e-300)))
     values = {n: float(v) for n, v in pot.params.items() if n in spec.names}
@@ -537,7 +566,7 @@ def fit_potential(
     fitted distance for a width that tends to infinity, of the smallest for one that tends to
     zero; for `mu` the value times 1/largest distance) and the strength matched to
     $\Phi_\text{ref}$ by least squares; without any limit start, a *far-field* start ($a =
-    10^3$ length units, the strength scanned as for the default start), where every kernel with
+    10^2$ length units, the strength scanned as for the default start), where every kernel with
     a smooth far field tends to the plain softmax of $h\cdot x_i$ (skipped when the kernel
     vanishes there); with `warm_start`, only that fit's parameters (used for bootstrap refits).
     The lowest final loss wins. Each start's record keeps its loss curve and the clause of the
@@ -627,7 +656,7 @@ def fit_potential(
 
 @eqx.filter_jit
 def _kl_rows_jit(theta: Any, pot: Potential, spec: _Spec, data: FitData) -> jax.Array:
-    return _kl_rows(pot, theta, spec, data)
+    return _kl_rows_chunked(pot, theta, spec, data)
 
 
 def kl_per_prompt(fit: PotentialFit, data: FitData) -> np.ndarray:
