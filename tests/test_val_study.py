@@ -233,6 +233,23 @@ def test_the_chunked_loss_equals_the_dense_one(rng, monkeypatch):
                                rtol=1e-5)
 
 
+@pytest.mark.parametrize("shift, outcome", [(1e-7, "fails"), (-3e-6, "fails"),
+                                             (-2e-5, "holds"), (-1e-5, "inconclusive")])
+def test_kernel_rows_are_decided_against_the_margin(rng, shift, outcome):
+    # the kernel claim is "better than harmonic by more than the margin" (1e-5 nats): a
+    # difference inside the margin, even a significant one, is not support; one beyond it is
+    from infograv.experiments import _kernel_fit as kf
+
+    settings = val.ValidationSettings(n_boot=500)
+    diff = shift + 1e-8 * rng.standard_normal(93)
+    paired = kf._mean_ci(diff, None, 500, 0.95, 0, null=-settings.margin)
+    assert paired["null"] == -1e-5
+    fit = {"paired": {"plummer": paired}, "per_prompt": {"plummer": {"kl": diff}}}
+    (v,) = val.verdict_table({"fit": fit}, settings)
+    assert v.null == -1e-5 and "more than 1e-05 nats" in v.claim
+    assert v.outcome == outcome
+
+
 def test_a_fit_that_meets_no_clause_is_not_converged(rng):
     emb, h, logp = _gaussian_truth(rng, n=30)
     fit, _ = _fit("gaussian", emb, h, logp, max_steps=2, query_map="scalar")

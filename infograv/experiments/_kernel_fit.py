@@ -33,7 +33,7 @@ FAMILIES = ("newton", "plummer", "yukawa", "gaussian", "harmonic")
 LIMITS: dict[str, dict[str, dict[str, float]]] = {
     "gaussian": {"harmonic": {"sigma": 30.0}},
     "plummer": {"harmonic": {"epsilon": 30.0}, "newton": {"epsilon": 1e-3}},
-    "yukawa": {"newton": {"mu": 1e-3}},
+    "yukawa": {"newton": {"mu": 1e-6}},  # below the clip at 1e-5: starts on it
 }
 #: fitted first, so that the families containing them can start at their fits
 _ORDER = ("harmonic", "newton", "gaussian", "plummer", "yukawa")
@@ -86,15 +86,16 @@ def dot_baseline(hidden: np.ndarray, embedding: np.ndarray) -> np.ndarray:
 
 
 def _mean_ci(values: np.ndarray, refit_values: np.ndarray | None, n_boot: int, level: float,
-             seed: int) -> dict[str, Any]:
-    """Mean over held-out prompts: interval given the fit, and with the fit's own variation.
+             seed: int, null: float = 0.0) -> dict[str, Any]:
+    """Mean over held-out prompts: interval given the fit, and with the fit's own variation;
+    p-values of `null`.
 
     With refits `(R, n)`, replicate `j` uses refit `j mod R` and a resample of the held-out
     prompts (a two-stage bootstrap: training prompts, then held-out prompts)."""
     est, lo, hi = bootstrap_ci(mean, values, n_boot=n_boot, level=level, seed=seed)
     _, stats = bootstrap(mean, values, n_boot=n_boot, seed=seed)
     out: dict[str, Any] = {"mean": est, "ci_given_fit": [lo, hi], "ci": [lo, hi],
-                           "p_given_fit": p_value(stats)}
+                           "p_given_fit": p_value(stats, null), "null": null}
     if refit_values is not None and len(refit_values):
         n = values.shape[0]
         idx = np.random.default_rng(seed + 7).integers(0, n, size=(n_boot, n))
@@ -103,7 +104,7 @@ def _mean_ci(values: np.ndarray, refit_values: np.ndarray | None, n_boot: int, l
         reps = reps[np.isfinite(reps)]
         a = (1 - level) / 2
         out["ci"] = [float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a))]
-        out["p"] = p_value(reps)
+        out["p"] = p_value(reps, null)
         out["refits"] = int(len(refit_values))
         out["refit_sd_of_mean"] = float(np.std(np.mean(refit_values, axis=1)))
     else:
@@ -126,6 +127,7 @@ def compare_families(
     refit_steps: int = 60,
     max_steps: int = 300,
     ktol: float = 1e-6,
+    margin: float = 1e-5,
     kernel_dims: Sequence[int] = (),
     n_boot: int = 2000,
     level: float = 0.95,
@@ -143,6 +145,9 @@ def compare_families(
         refit_steps: L-BFGS step limit of a refit (warm-started at the full fit).
         max_steps: L-BFGS step limit of a fit.
         ktol: the bound clause of the convergence rule (see `fit_potential`).
+        margin: the kernel comparison's margin (nats): the paired difference against the
+            harmonic kernel is tested against the null `-margin` (better by more than
+            `margin`, the resolution of the fits).
         kernel_dims: extra dimensions for Newton, Plummer and Yukawa (primary map).
 
     Returns:
@@ -181,6 +186,8 @@ def compare_families(
                 "entropy_corr": bootstrap_ci(pearson, ev["entropy_model"], ev["entropy_real"],
                                              **kw),
                 "converged": fit.converged, "starts": len(fit.starts), "steps": fit.steps,
+                "rule": min(fit.starts, key=lambda r: r["final_loss"])["rule"],
+                "evaluations": int(sum(r.get("evaluations", 0) for r in fit.starts)),
                 "grad_norm": fit.grad_norm,
                 "limit_of": ("harmonic" if "harmonic" in contained else
                              (contained[0] if contained else None)),
@@ -217,7 +224,7 @@ def compare_families(
                 continue
             diff = per_prompt[name]["kl"] - per_prompt["harmonic"]["kl"]
             rd = (refit_kl[name] - refit_kl["harmonic"]) if refit_kl else None
-            paired[name] = _mean_ci(diff, rd, n_boot, level, seed)
+            paired[name] = _mean_ci(diff, rd, n_boot, level, seed, null=-margin)
     dims: dict[str, Any] = {}
     for d in kernel_dims:
         dfits: dict[str, PotentialFit] = {}
