@@ -52,8 +52,11 @@ def write_figures(out: Path, results: Mapping[str, Any], embedding: np.ndarray |
             for st in f.starts:
                 ls = np.asarray(st["losses"], dtype=np.float64)
                 if len(ls):
-                    ax.plot(np.arange(1, len(ls) + 1), ls, lw=1,
-                            label=f"{st['label']}{'' if st['converged'] else ' (not conv.)'}")
+                    # the clause of the convergence rule that stopped the start (older
+                    # saved fits carry only `converged`)
+                    rule = st.get("rule", "converged" if st["converged"] else "not conv.")
+                    ax.plot(np.arange(1, len(ls) + 1), ls, lw=1, marker="o", ms=2,
+                            label=f"{st['label']} ({rule})")
             ax.set_yscale("log")
             ax.set_xscale("log")
             ax.set_title(name)
