@@ -250,6 +250,19 @@ def test_kernel_rows_are_decided_against_the_margin(rng, shift, outcome):
     assert v.outcome == outcome
 
 
+def test_prepared_data_can_share_the_embedding(rng):
+    emb, h, logp = _gaussian_truth(rng, n_vocab=50, n=12)
+    unit = length_unit(h, logp, emb)
+    dtr = prepare_fit_data(h[:8], logp[:8], emb, unit)
+    alone = prepare_fit_data(h[8:], logp[8:], emb, unit)
+    shared = prepare_fit_data(h[8:], logp[8:], emb, unit, shared=dtr)
+    assert shared.emb is dtr.emb and shared.esq is dtr.esq
+    for a, b in zip(alone, shared):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="shared"):
+        prepare_fit_data(h[8:], logp[8:], emb, 2 * unit, shared=dtr)
+
+
 def test_a_fit_that_meets_no_clause_is_not_converged(rng):
     emb, h, logp = _gaussian_truth(rng, n=30)
     fit, _ = _fit("gaussian", emb, h, logp, max_steps=2, query_map="scalar")

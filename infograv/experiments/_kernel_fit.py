@@ -159,7 +159,7 @@ def compare_families(
     lp_te, h_te = data["heldout"]
     unit = length_unit(h_tr, lp_tr, embedding)
     dtr = prepare_fit_data(h_tr, lp_tr, embedding, unit)
-    dte = prepare_fit_data(h_te, lp_te, embedding, unit)
+    dte = prepare_fit_data(h_te, lp_te, embedding, unit, shared=dtr)
     kw: dict[str, Any] = {"n_boot": n_boot, "level": level, "seed": seed}
     names = _order(list(potentials))
     primary = query_maps[0]
