@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: infograv-paper)")
     pp.add_argument("--only", action="append", choices=sections, metavar="SECTION",
                     help=f"only this section (repeatable); one of: {', '.join(sections)} "
-                         "(real_geodesics runs only when named here)")
+                         "(real_geodesics uses the fit of validation when both run)")
     pp.add_argument("--skip", action="append", choices=sections, metavar="SECTION",
                     help="leave out this section (repeatable); same names as --only")
     pp.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

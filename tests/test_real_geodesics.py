@@ -110,3 +110,27 @@ def test_load_fit_reads_a_validation_folder_and_names_bad_input(tmp_path):
         load_fit(3.0)
     with pytest.raises(ValueError, match="kinds"):
         RealGeodesicSettings(kinds=("sideways",))
+
+
+def test_figures_leave_out_what_failed_the_check(tmp_path):
+    from infograv.experiments._real_geodesics import FIGURE_STEMS, _figures
+
+    pts = np.linspace(0.0, 1.0, 5)[:, None] * np.array([[1.0, 2.0, -1.0]])
+    pts[2] += 0.3
+    recs = []
+    for kind in ("generation", "depth"):
+        for i in range(3):
+            rec = {"kind": kind, "prompt": f"prompt {i}", "_points": pts}
+            for m in METRICS:
+                r = trajectory_measures(None, pts + 0.01 * i, SETTINGS)
+                r["capture"] = 1.0
+                rec[m] = r
+            rec["output"].update(converged=False, pred_converged=np.zeros(3, bool))
+            recs.append(rec)
+    study = {"records": recs, "truncation_error": [0.05]}
+    summary = summarise(study, SETTINGS)
+    assert summary["generation"]["output"]["n_used"] == 0
+    assert "not estimable" in summary["generation"]["output"]["geodesicity_verdict"]
+    _figures(study, summary, tmp_path)
+    for stem in FIGURE_STEMS:
+        assert (tmp_path / f"{stem}.png").stat().st_size > 0

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -613,7 +614,9 @@ def _figures(study: dict[str, Any], summary: dict[str, Any], out: pathlib.Path) 
             pc = vt[:2].T
             for m in METRICS:
                 p = (np.asarray(r[m]["path"]) - c) @ pc
-                ax.plot(p[:, 0], p[:, 1], color=_COLORS[m], lw=1.2, label=f"geodesic: {m}")
+                bad = "" if r[m]["converged"] else " (failed shooting check)"
+                ax.plot(p[:, 0], p[:, 1], color=_COLORS[m], lw=1.2, ls=":" if bad else "-",
+                        label=f"geodesic: {m}{bad}")
             o = (obs - c) @ pc
             ax.plot(o[:, 0], o[:, 1], "k.-", lw=0.8, ms=4, label="observed")
             ax.set(xlabel="PC 1", ylabel="PC 2", title=f"{kind}: “{r['prompt'][:28]}…”")
@@ -646,12 +649,17 @@ def _figures(study: dict[str, Any], summary: dict[str, Any], out: pathlib.Path) 
         if gen:
             for m in METRICS:
                 # steps whose log map failed the shooting check are left out
-                err = np.nanmean([np.where(r[m]["pred_converged"], r[m]["err_geo"], np.nan)
-                                  for r in gen], axis=0)
-                ax.plot(np.arange(2, len(err) + 2), err, "o-", color=_COLORS[m], ms=3,
+                perr = np.asarray([np.where(r[m]["pred_converged"], r[m]["err_geo"], np.nan)
+                                  for r in gen])
+                if not np.any(np.isfinite(perr)):
+                    continue
+                with warnings.catch_warnings():  # a step with no converged continuation
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    perr = np.nanmean(perr, axis=0)
+                ax.plot(np.arange(2, len(perr) + 2), perr, "o-", color=_COLORS[m], ms=3,
                         label="linear" if m == "euclidean" else f"geodesic: {m}")
             ax.set_yscale("log")
-            ax.set_xticks(np.arange(2, len(err) + 2))
+            ax.set_xticks(np.arange(2, len(gen[0]["euclidean"]["err_geo"]) + 2))
             ax.set(xlabel="predicted state k + 1", ylabel="mean |error| (hidden-state units)",
                    title="Next-state prediction (generation)")
             ax.legend(fontsize=6)
@@ -708,7 +716,7 @@ def run(out: pathlib.Path, settings: RealGeodesicSettings, model: Any = None,
 
 
 PAPER_SETTINGS = RealGeodesicSettings(
-    n_prompts=3, n_new=5, depth_stride=10, vocab=4096, max_steps=60, n_steps=6, exp_steps=8,
+    n_prompts=3, n_new=5, depth_stride=10, vocab=4096, max_steps=40, n_steps=6, exp_steps=8,
     kde_tokens=2048, n_boot=1000, ridge_check=None, truncation_checks=1)
 
 
