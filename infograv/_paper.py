@@ -124,7 +124,7 @@ def make_paper(
             it — an existing file, or a folder holding anything else, is refused before any
             work, see `infograv._io.check_output_dir`).
         only: run only these sections (by name); without it, every section whose `default`
-            is true (`real_geodesics` is opt-in: its study is still preliminary).
+            is true (all of the built-in sections).
         skip: leave these sections out.
         progress: a callable taking a message (default: timed lines on stderr).
         sections: the section list (default `SECTIONS`).
