@@ -185,8 +185,9 @@ def _dot_truth(rng, n_vocab=300, d=6, n=40):
 def test_the_softmax_is_the_harmonic_limit_and_the_fit_stops_by_the_bound(rng):
     # k |x - a h|^2 / 2 = -k a h·x + k |x|^2 / 2 + const: the softmax of h·x is the limit k -> 0
     # with k a fixed (= unit^2 in fit units). The fit runs towards it and stops by the bound
-    # clause (mean KL <= ktol); with the clause off it stops on the cap of a by the gradient
-    # clause, still within 1e-6 nats of the bound.
+    # clause (mean KL <= ktol); with the clause off it creeps on towards the cap of a until
+    # the gradient clause or the stall rule stops it, within 1e-6 nats of the bound either way:
+    # only the bound clause certifies the optimum of a fit whose optimum is a limit.
     emb, h, logp = _dot_truth(rng)
     unit = length_unit(h, logp, emb)
     data = prepare_fit_data(h, logp, emb, unit)
@@ -198,7 +199,7 @@ def test_the_softmax_is_the_harmonic_limit_and_the_fit_stops_by_the_bound(rng):
     assert fit.a * fit.params["k"] == pytest.approx(unit**2, rel=1e-2)
     assert {s["label"] for s in fit.starts} == {"default", "far field"}
     off = fit_potential(pot, data, unit=unit, query_map="scalar", ktol=0.0, max_steps=500)
-    assert off.converged and off.train_kl <= 1e-6
+    assert off.train_kl <= 1e-6
     assert all(s["rule"] in ("gradient", "stalled", "step limit") for s in off.starts)
     # the bound clause is the only difference: the same curve up to where it fired
     d0 = next(s for s in off.starts if s["label"] == best["label"])
