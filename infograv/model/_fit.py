@@ -161,8 +161,8 @@ def prepare_fit_data(hidden: Any, logp: Any, embedding: Any, unit: float,
     if not unit > 0:
         raise ValueError(f"unit: must be positive, got {unit!r}.")
     hs, es = h / unit, emb / unit
-    if shared is not None and (shared.emb.shape != es.shape or not np.array_equal(
-            np.asarray(shared.emb[:4]), es[:4])):
+    if shared is not None and (shared.emb.shape != es.shape or not np.allclose(
+            np.asarray(shared.emb[:4]), es[:4], rtol=1e-6, atol=0.0)):
         raise ValueError("shared: prepared from another embedding or unit.")
     # renormalise in float64: log-probabilities computed in float32 sum to 1 only to ~1e-7, and
     # the loss's log-partition term (|log Z| ~ 1e4 at the fitted scale) multiplies that error
