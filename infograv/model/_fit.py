@@ -582,9 +582,12 @@ def fit_potential(
     10^2$ length units, the strength scanned as for the default start), where every kernel with
     a smooth far field tends to the plain softmax of $h\cdot x_i$ (skipped when the kernel
     vanishes there); with `warm_start`, only that fit's parameters (used for bootstrap refits).
-    The lowest final loss wins. Each start's record keeps its loss curve and the clause of the
-    convergence rule that stopped it (`rule`: `"gradient"` or `"bound"`; `"stalled"` or
-    `"step limit"` when it did not converge) and its number of line-search evaluations.
+    The starts at a limit (or the far field) run first, the default start last; once a start
+    meets the bound clause (a certificate of the global optimum, within `ktol`) the remaining
+    ones are not run. The lowest final loss wins. Each start's record keeps its loss curve and
+    the clause of the convergence rule that stopped it (`rule`: `"gradient"` or `"bound"`;
+    `"stalled"` or `"step limit"` when it did not converge) and its number of line-search
+    evaluations.
 
     Arguments:
         potential: a [`Potential`][infograv.model.Potential] (built-in or user-defined).
@@ -648,6 +651,9 @@ def fit_potential(
             scanned = _scan_strength(far, potential, spec, data, w, r2far)
             if scanned is not None:
                 starts.append(("far field", scanned))
+        # the starts at a limit first: once a start meets the bound clause (a certificate of
+        # the global optimum) the others cannot do better by more than ktol and are not run
+        starts = starts[1:] + starts[:1]
     best: tuple[dict[str, Any], dict[str, Any]] | None = None
     records = []
     for label, th0 in starts:
@@ -656,6 +662,8 @@ def fit_potential(
         if best is None or rec["final_loss"] < best[1]["final_loss"] or not np.isfinite(
                 best[1]["final_loss"]):
             best = (th, rec)
+        if rec["rule"] == "bound":
+            break
     assert best is not None
     th, rec = best
     fitted = set_potential_params(potential, _kernel_values(th, spec))
