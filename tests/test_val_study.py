@@ -300,6 +300,7 @@ def test_gaussian_truth_beats_harmonic_on_heldout(rng):
     assert g["converged"] and g["limit_of"] == "harmonic" and g["starts"] >= 1
     diff = res["paired"]["gaussian"]
     assert diff["ci"][1] < 0 and diff["refits"] == 2
+    assert diff["null"] == -settings.margin  # the kernel rows are tested against the margin
     verdicts = val.verdict_table({"fit": res}, settings)
     assert [v.outcome for v in verdicts] == ["holds"] and verdicts[0].diagnostic
 
