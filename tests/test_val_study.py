@@ -196,6 +196,7 @@ def test_the_softmax_is_the_harmonic_limit_and_the_fit_stops_by_the_bound(rng):
     assert fit.converged and 0 <= fit.train_kl <= 1e-6
     best = min(fit.starts, key=lambda s: s["final_loss"])
     assert best["rule"] == "bound" and len(best["losses"]) == best["steps"]
+    assert fit.rule == "bound"
     assert fit.a * fit.params["k"] == pytest.approx(unit**2, rel=1e-2)
     # the far-field start runs first and meets the bound: the default start is not run
     assert [s["label"] for s in fit.starts] == ["far field"]

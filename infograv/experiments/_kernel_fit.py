@@ -186,7 +186,7 @@ def compare_families(
                 "entropy_corr": bootstrap_ci(pearson, ev["entropy_model"], ev["entropy_real"],
                                              **kw),
                 "converged": fit.converged, "starts": len(fit.starts), "steps": fit.steps,
-                "rule": min(fit.starts, key=lambda r: r["final_loss"])["rule"],
+                "rule": fit.rule,
                 "evaluations": int(sum(r.get("evaluations", 0) for r in fit.starts)),
                 "grad_norm": fit.grad_norm,
                 "limit_of": ("harmonic" if "harmonic" in contained else

@@ -369,6 +369,13 @@ class PotentialFit:
         return {n: float(v) for n, v in self.potential.params.items()
                 if n in potential_param_names(self.potential)}
 
+    @property
+    def rule(self) -> str | None:
+        """The clause of the convergence rule that stopped the best start (the one whose
+        final loss is `train_kl`); `None` for a fit saved without per-start records."""
+        best = [s for s in self.starts if s.get("final_loss") == self.train_kl]
+        return best[0].get("rule") if best else None
+
     def query_positions(self, hidden: Any) -> np.ndarray:
         """$x_q = a h/\\ell + b$ for hidden states `(B, d)`, in units of $\\ell$."""
         q = self.a * np.asarray(hidden, np.float64) / self.unit
