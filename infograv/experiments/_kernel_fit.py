@@ -13,6 +13,7 @@ import numpy as np
 
 from ..model import Potential, Query, SemanticSpace, energies, log_probs
 from ..model._fit import (
+    _CHUNK_ELEMS,
     PotentialFit,
     fit_potential,
     kl_per_prompt,
@@ -20,7 +21,8 @@ from ..model._fit import (
     potential_name,
     prepare_fit_data,
 )
-from ._stats import bootstrap, bootstrap_ci, mean, p_value, pearson
+from ._stats import bootstrap, bootstrap_ci, index_blocks, mean, p_value, pearson
+from ._stream import Rows
 
 __all__ = ["FAMILIES", "LIMITS", "family_potential", "evaluate_logprobs", "dot_baseline",
            "compare_families"]
@@ -85,6 +87,40 @@ def dot_baseline(hidden: np.ndarray, embedding: np.ndarray) -> np.ndarray:
     return np.concatenate(out, axis=0)
 
 
+def _rows(data: Any) -> Rows:
+    return data if isinstance(data, Rows) else Rows(data[0], data[1])
+
+
+def _evaluate(logq_of: Callable[[np.ndarray], np.ndarray], rows: Rows) -> dict[str, np.ndarray]:
+    """`evaluate_logprobs` of the model `logq_of(hidden)` over `rows`, chunk by chunk."""
+    parts = []
+    for lp, h, n in rows.chunks():
+        ev = evaluate_logprobs(logq_of(h), lp)
+        parts.append({k: v[:n] for k, v in ev.items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+class _HeldOutData:
+    """The held-out prompts as `FitData` for `kl_per_prompt`: prepared once when they fit in
+    `_CHUNK_ELEMS` (prompt, token) pairs, else chunk by chunk at each use (memory flat)."""
+
+    def __init__(self, rows: Rows, embedding: np.ndarray, unit: float, shared: Any) -> None:
+        self.rows, self.embedding, self.unit, self.shared = rows, embedding, unit, shared
+        self._whole = None
+        if len(rows) * rows.vocab <= _CHUNK_ELEMS:
+            lp, h = rows.take(np.arange(len(rows)))
+            self._whole = prepare_fit_data(h, lp, embedding, unit, shared=shared)
+
+    def kl(self, fit: PotentialFit) -> np.ndarray:
+        if self._whole is not None:
+            return kl_per_prompt(fit, self._whole)
+        out = []
+        for lp, h, n in self.rows.chunks():
+            d = prepare_fit_data(h, lp, self.embedding, self.unit, shared=self.shared)
+            out.append(kl_per_prompt(fit, d)[:n])
+        return np.concatenate(out)
+
+
 def _mean_ci(values: np.ndarray, refit_values: np.ndarray | None, n_boot: int, level: float,
              seed: int, null: float = 0.0) -> dict[str, Any]:
     """Mean over held-out prompts: interval given the fit, and with the fit's own variation;
@@ -98,9 +134,12 @@ def _mean_ci(values: np.ndarray, refit_values: np.ndarray | None, n_boot: int, l
                            "p_given_fit": p_value(stats, null), "null": null}
     if refit_values is not None and len(refit_values):
         n = values.shape[0]
-        idx = np.random.default_rng(seed + 7).integers(0, n, size=(n_boot, n))
-        r = np.arange(n_boot) % len(refit_values)
-        reps = np.mean(refit_values[r[:, None], idx], axis=1)
+        parts, done = [], 0
+        for idx in index_blocks(n, n_boot, seed + 7):
+            r = (done + np.arange(len(idx))) % len(refit_values)
+            parts.append(np.mean(refit_values[r[:, None], idx], axis=1))
+            done += len(idx)
+        reps = np.concatenate(parts)
         reps = reps[np.isfinite(reps)]
         a = (1 - level) / 2
         out["ci"] = [float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a))]
@@ -137,7 +176,9 @@ def compare_families(
     """Fit every family on the training prompts and compare them on the held-out prompts.
 
     Arguments:
-        data: `{"train": (logp, hidden), "heldout": (logp, hidden)}`.
+        data: `{"train": (logp, hidden), "heldout": (logp, hidden)}`; the held-out entry may
+            also be a [`Rows`][infograv.experiments._stream.Rows] read from a
+            `DistributionStore` chunk by chunk (memory flat in the number of prompts).
         embedding: `(V, d)`.
         potentials: `{name: Potential}` (built-in names get their limit starts, `LIMITS`).
         query_maps: the maps to fit; the first is the primary one (refits, dimension sweep).
@@ -156,10 +197,10 @@ def compare_families(
         "baseline_dot": {...}}`.
     """
     lp_tr, h_tr = data["train"]
-    lp_te, h_te = data["heldout"]
+    held = _rows(data["heldout"])
     unit = length_unit(h_tr, lp_tr, embedding)
     dtr = prepare_fit_data(h_tr, lp_tr, embedding, unit)
-    dte = prepare_fit_data(h_te, lp_te, embedding, unit, shared=dtr)
+    dte = _HeldOutData(held, embedding, unit, dtr)
     kw: dict[str, Any] = {"n_boot": n_boot, "level": level, "seed": seed}
     names = _order(list(potentials))
     primary = query_maps[0]
@@ -175,7 +216,7 @@ def compare_families(
                       if ref in fits[qm] and getattr(pot, "kernel", None) == name]
             fit = fit_potential(pot, dtr, unit=unit, query_map=qm, name=name,
                                 limit_starts=limits, max_steps=max_steps, ktol=ktol)
-            ev = evaluate_logprobs(fit.log_probs(h_te, embedding), lp_te)
+            ev = _evaluate(lambda h: fit.log_probs(h, embedding), held)  # noqa: B023
             fits[qm][name] = fit
             contained = [ref for ref in LIMITS.get(name, {}) if ref in potentials
                          and getattr(pot, "kernel", None) == name]
@@ -211,7 +252,7 @@ def compare_families(
                 rf = fit_potential(potentials[name], dtr, unit=unit, query_map=primary,
                                    name=name, warm_start=fits[primary][name], weights=w,
                                    max_steps=refit_steps, ktol=ktol)
-                rows.append(kl_per_prompt(rf, dte))
+                rows.append(dte.kl(rf))
             refit_kl[name] = np.stack(rows)
             progress(f"refitted {name} on {n_refits} bootstrap resamples")
         for name in names:
@@ -241,7 +282,7 @@ def compare_families(
             fit = fit_potential(pot, dtr, unit=unit, query_map=primary, name=name,
                                 limit_starts=limits, max_steps=max_steps, ktol=ktol)
             dfits[name] = fit
-            kl = kl_per_prompt(fit, dte)
+            kl = dte.kl(fit)
             dims.setdefault(name, {})[str(d)] = {
                 "params": fit.params, "train_kl": fit.train_kl, "converged": fit.converged,
                 "heldout_kl": _mean_ci(kl, None, n_boot, level, seed)}
@@ -252,7 +293,7 @@ def compare_families(
             dims.setdefault(name, {})[d0] = {
                 k: maps[primary][name][k] for k in ("params", "train_kl", "converged",
                                                      "heldout_kl")}
-    base = evaluate_logprobs(dot_baseline(h_te, embedding), lp_te)
+    base = _evaluate(lambda h: dot_baseline(h, embedding), held)
     per_prompt["dot"] = base
     return {
         "unit": unit, "primary_map": primary, "maps": maps, "fits": fits,

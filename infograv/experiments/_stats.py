@@ -7,7 +7,7 @@ Every statistic here is vectorised over leading axes: `spearman(x, y)` with `x`,
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -112,7 +112,7 @@ def within_between(x: Any, y: Any, groups: Any) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def _indices(n: int, n_boot: int, seed: int, strata: Any) -> np.ndarray:
+def _indices(n: int, n_boot: int, seed: int | np.random.Generator, strata: Any) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if strata is None:
         return rng.integers(0, n, size=(n_boot, n))
@@ -126,6 +126,34 @@ def _indices(n: int, n_boot: int, seed: int, strata: Any) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+#: resampled observations held at once (resamples x observations); above it the resamples are
+#: drawn and evaluated in blocks of rows, so memory stays flat in the number of observations
+_BOOT_BLOCK = 1 << 22
+
+
+def index_blocks(n: int, n_boot: int, seed: int, strata: Any = None) -> Iterator[np.ndarray]:
+    """Bootstrap indices `(R_b, n)` in blocks whose rows add up to `n_boot`.
+
+    While `n_boot * n <= _BOOT_BLOCK` this is one block, exactly `_indices(n, n_boot, seed,
+    strata)`; above it the blocks come from one generator seeded with `seed`, each at most
+    `_BOOT_BLOCK // n` resamples (the same distribution, another stream of draws).
+
+    Example:
+        >>> [b.shape for b in index_blocks(5, 4, seed=0)]
+        [(4, 5)]
+    """
+    if n_boot * n <= _BOOT_BLOCK:
+        yield _indices(n, n_boot, seed, strata)
+        return
+    rows = max(1, _BOOT_BLOCK // max(1, n))
+    rng = np.random.default_rng(seed)
+    done = 0
+    while done < n_boot:
+        b = min(rows, n_boot - done)
+        yield _indices(n, b, rng, strata)
+        done += b
+
+
 def bootstrap(
     statistic: Callable[..., Any],
     *samples: Any,
@@ -133,7 +161,8 @@ def bootstrap(
     seed: int = 0,
     strata: Any = None,
 ) -> tuple[float, np.ndarray]:
-    """The statistic on the data and on `n_boot` paired resamples (all in one vectorised call).
+    """The statistic on the data and on `n_boot` paired resamples (vectorised; in blocks of
+    resamples when `n_boot * n` is large, see `index_blocks`).
 
     `statistic` reduces the last axis (e.g. [`mean`][infograv.experiments.mean],
     [`spearman`][infograv.experiments.spearman]). With `strata`, each stratum is resampled
@@ -148,13 +177,16 @@ def bootstrap(
     if n < 2:
         raise ValueError(f"samples: need at least 2 observations, got {n}.")
     est = float(statistic(*arrays))
-    idx = _indices(n, n_boot, seed, strata)
-    with np.errstate(all="ignore"):
-        if statistic is spearman and len(arrays) == 2:
-            stats = _spearman_resamples(arrays[0], arrays[1], idx)
-        else:
-            stats = np.asarray(statistic(*(a[idx] for a in arrays)),
-                               dtype=np.float64).reshape(-1)
+    parts = []
+    for idx in index_blocks(n, n_boot, seed, strata):
+        with np.errstate(all="ignore"):
+            if statistic is spearman and len(arrays) == 2:
+                part = _spearman_resamples(arrays[0], arrays[1], idx)
+            else:
+                part = np.asarray(statistic(*(a[idx] for a in arrays)),
+                                  dtype=np.float64).reshape(-1)
+        parts.append(part)
+    stats = np.concatenate(parts)
     return est, stats[np.isfinite(stats)]
 
 

@@ -76,6 +76,7 @@ from ._stats import (
     verdict,
     within_between,
 )
+from ._stream import Rows, chunk_rows, next_token_summaries, normalised, stream_distributions
 from ._validation_figures import write_figures
 
 __all__ = [
@@ -127,6 +128,12 @@ class ValidationSettings:
         n_refits, refit_steps: refits on bootstrap resamples of the training prompts, and
             their step limit (warm-started at the full fit).
         max_train, max_heldout: at most this many prompts of each split (None: all).
+        max_fit_prompts: the kernels are fitted on at most this many training prompts (a
+            seeded subsample; None: all). The fit has a handful of parameters, so a few hundred
+            prompts pin them down; the held-out evaluation always uses every held-out prompt,
+            read chunk by chunk, so the study's memory does not grow with the prompt count.
+        figure_prompts: at most this many held-out prompts in the potential and residual
+            figures.
         n_boot, level, alpha: bootstrap resamples, interval level, test level (Holm).
         min_prompts: fewest observations for which a correlation claim is estimated.
         density_k, neighbourhood_k: the density bandwidth rank and the neighbourhood size
@@ -149,6 +156,8 @@ class ValidationSettings:
     refit_steps: int = 40
     max_train: int | None = None
     max_heldout: int | None = None
+    max_fit_prompts: int | None = 512
+    figure_prompts: int = 200
     n_boot: int = 2000
     level: float = 0.95
     alpha: float = 0.05
@@ -179,6 +188,11 @@ class ValidationSettings:
             raise ValueError(f"ktol, margin: must be >= 0, got {self.ktol!r}, {self.margin!r}.")
         if self.max_steps < 1 or self.refit_steps < 1 or self.n_refits < 0:
             raise ValueError("max_steps, refit_steps: must be >= 1; n_refits: >= 0.")
+        if self.max_fit_prompts is not None and self.max_fit_prompts < 2:
+            raise ValueError(f"max_fit_prompts: need at least 2 (or None), got "
+                             f"{self.max_fit_prompts!r}.")
+        if self.figure_prompts < 1:
+            raise ValueError(f"figure_prompts: must be >= 1, got {self.figure_prompts!r}.")
         if self.n_boot < 10:
             raise ValueError(f"n_boot: need at least 10 resamples, got {self.n_boot}.")
         if not 0 < self.level < 1 or not 0 < self.alpha < 1:
@@ -273,31 +287,28 @@ def extract_distributions(model: Any, texts: Sequence[str], *, batch: int = 16
     return np.concatenate(lps, axis=0), np.concatenate(hs, axis=0)
 
 
-def _distributions(model: Any, texts: Sequence[str], cache: bool
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _raw_distributions(model: Any, texts: Sequence[str], cache: bool
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """`extract_distributions`, through the on-disk cache (keyed by the model file's SHA-256,
-    the text and the settings) when the model has a file."""
+    the text and the settings) when the model has a file; rows as the model returned them."""
     from ._dist_cache import cached_distributions, model_sha256
 
     try:
         sha = model_sha256(model)
     except (TypeError, ValueError):
-        lp, h = extract_distributions(model, texts)
-        return _normalised(lp), h
+        return extract_distributions(model, texts)
     lp, h = cached_distributions(f"sha256:{sha}", list(texts),
                                  settings={"kind": "next_token_logprobs_and_hidden"},
                                  compute=lambda ts: extract_distributions(model, ts),
                                  enabled=cache)
-    return _normalised(np.asarray(lp, np.float64)), np.asarray(h, np.float64)
+    return np.asarray(lp, np.float64), np.asarray(h, np.float64)
 
 
-def _normalised(lp: np.ndarray) -> np.ndarray:
-    """Log-probabilities renormalised in float64 (a float32 forward pass sums to 1 only to
-    ~1e-7, which the KL's log-partition term would multiply)."""
-    if lp.size == 0:
-        return lp
-    m = lp.max(axis=1, keepdims=True)
-    return lp - (m + np.log(np.sum(np.exp(lp - m), axis=1, keepdims=True)))
+def _distributions(model: Any, texts: Sequence[str], cache: bool
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """`_raw_distributions` with the rows renormalised in float64 (`normalised`)."""
+    lp, h = _raw_distributions(model, texts, cache)
+    return normalised(lp), h
 
 
 def _generate(model: Any, prompt: str, n: int, **kw: Any) -> tuple[list[int], np.ndarray]:
@@ -448,10 +459,11 @@ def _log_density(space: SemanticSpace, points: np.ndarray, chunk: int = 64) -> n
         np.zeros(0)
 
 
-def voids_study(logp: np.ndarray, hidden: np.ndarray, embedding: np.ndarray,
+def voids_study(logp: np.ndarray | None, hidden: np.ndarray, embedding: np.ndarray,
                 categories: Any, settings: ValidationSettings,
                 token_ids: Any = None,
-                correct: Any = None) -> dict[str, Any]:
+                correct: Any = None, *,
+                summaries: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Claim 2 (voids): uncertainty rises where the token cloud is sparse.
 
     Densities: at the direction of the final hidden state (the logit geometry) and, independent
@@ -461,15 +473,20 @@ def voids_study(logp: np.ndarray, hidden: np.ndarray, embedding: np.ndarray,
     model's top token answers the prompt correctly (`correct`, `None` where a prompt has no
     answer). The paper predicts entropy and outside mass fall, and correctness rises, with
     density.
+
+    `logp` `(B, V)` may be `None` when `summaries` (the `entropy` and `outside_mass` of
+    [`next_token_summaries`][infograv.experiments._stream.next_token_summaries], computed while
+    the distributions were streamed) are given instead.
     """
     space, bw = _angular_space(embedding, settings)
     log_rho = _log_density(space, hidden)
-    ent = -np.sum(np.exp(logp) * logp, axis=1)
-    unit = embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
-    hu = hidden / np.linalg.norm(hidden, axis=1, keepdims=True)
-    k_nb = min(settings.neighbourhood_k, len(unit) - 1)
-    nb = np.argpartition(-(hu @ unit.T), k_nb, axis=1)[:, :k_nb]
-    outside = 1.0 - np.take_along_axis(np.exp(logp), nb, axis=1).sum(axis=1)
+    if summaries is None:
+        if logp is None:
+            raise ValueError("logp, summaries: give the log-probabilities or their summaries.")
+        unit = embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
+        summaries = next_token_summaries(logp, hidden, unit,
+                                         min(settings.neighbourhood_k, len(unit) - 1))
+    ent, outside = summaries["entropy"], summaries["outside_mass"]
     out: dict[str, Any] = {
         "log_density": log_rho, "entropy": ent, "outside_mass": outside, "bandwidth_rad": bw,
         "category": None if categories is None else list(categories),
@@ -637,8 +654,9 @@ def _wordfreq_mass(texts: Sequence[str]) -> np.ndarray | None:
         return None
 
 
-def mass_study(model: Any, texts: Sequence[str], logp: np.ndarray, settings: ValidationSettings,
-               categories: Any = None) -> dict[str, Any]:
+def mass_study(model: Any, texts: Sequence[str], logp: np.ndarray | None,
+               settings: ValidationSettings, categories: Any = None, *,
+               entropy: np.ndarray | None = None) -> dict[str, Any]:
     """Claim 1 (information mass): heavier queries make deeper wells, so lower entropy.
 
     Masses: `lm_surprisal`, $M = \\sum_k -\\log_2 P(t_k\\mid t_{<k})$ over every token of the
@@ -647,11 +665,16 @@ def mass_study(model: Any, texts: Sequence[str], logp: np.ndarray, settings: Val
     by `surprisal_bits_many` — and word-frequency surprisal
     ([`infograv.model.surprisal_mass`][], when `wordfreq` is installed). Statistic: Spearman
     correlation of mass with next-token entropy, predicted negative; also per token (prompt
-    length is a confounder) and within categories.
+    length is a confounder) and within categories. `logp` `(B, V)` may be `None` when the
+    next-token `entropy` `(B,)` is given.
     """
     m_lm = np.asarray(model.surprisal_bits_many(list(texts)), dtype=np.float64)
     n_tok = np.asarray([len(model.encode(t)) for t in texts], dtype=np.float64)
-    ent = np.asarray(thermodynamics(-np.asarray(logp), 1.0).entropy)
+    if entropy is None:
+        if logp is None:
+            raise ValueError("logp, entropy: give the log-probabilities or the entropies.")
+        entropy = np.asarray(thermodynamics(-np.asarray(logp), 1.0).entropy)
+    ent = np.asarray(entropy, np.float64)
     out: dict[str, Any] = {
         "entropy": ent, "lm_surprisal": m_lm, "n_tokens": n_tok,
         "category": None if categories is None else list(categories),
@@ -982,19 +1005,54 @@ def run_validation(
                          f"{len(train)} and {len(held)} ({source}).")
     has_cats = all(p.category is not None for p in records)
     say(f"next-token distributions of {len(train)} training and {len(held)} held-out prompts")
-    lp_tr, h_tr = _distributions(model, [p.text for p in train], cache)
-    lp_te, h_te = _distributions(model, [p.text for p in held], cache)
+    prompts_all = train + held
+    V = embedding.shape[0]
+    store = stream_distributions(
+        lambda ts: _raw_distributions(model, ts, cache), [p.text for p in prompts_all],
+        embedding, neighbourhood_k=min(settings.neighbourhood_k, V - 1),
+        chunk=chunk_rows(len(prompts_all), V, 1 << 24))
+    with store:
+        results = _run_stages(out, model, label, source, store, train, held, prompts_all,
+                              embedding, settings, kernels, cache, builtin, records, has_cats,
+                              say, tick)
+    verdicts = results["verdicts"]
+    best = results["info"]["best_family"]
+    timings["total_wall_s"] = time.perf_counter() - t_start
+    timings["total_cpu_s"] = time.process_time() - cpu_start
+    write_json(out / "run.json", {
+        "settings": dataclasses.asdict(settings), "versions": _versions(),
+        "model": label, "model_file": _model_file_info(model), "prompts": source,
+        "prompt_set": _prompt_set_info() if builtin else {"n": len(records)},
+        "best_family": best, "timings_s": timings,
+    })
+    results["timings_s"] = timings
+    for v in verdicts:
+        say(f"{v.outcome.upper():>12}: {v.claim} ({v.detail})")
+    return results
+
+
+def _run_stages(out: Path, model: Any, label: str, source: str, store: Any,
+                train: list[_Prompt], held: list[_Prompt],
+                prompts_all: list[_Prompt], embedding: np.ndarray, settings: ValidationSettings,
+                kernels: Sequence[Any] | None, cache: bool, builtin: bool,
+                records: list[_Prompt], has_cats: bool, say: Callable[[str], None],
+                tick: Callable[[str], None]) -> dict[str, Any]:
+    """The stages of `run_validation` after the distributions are streamed into `store`
+    (prompts in the order `train + held`)."""
     tick("distributions")
     results: dict[str, Any] = {}
-
-    say("fitting kernel families")
-    fit = fit_study({"train": (lp_tr, h_tr), "heldout": (lp_te, h_te)}, embedding, settings,
-                    say, kernels)
+    n_tr = len(train)
+    fit_idx = np.asarray(_subset(list(range(n_tr)), settings.max_fit_prompts,
+                                 settings.seed + 3), np.int64)
+    heldout = Rows(store, idx=np.arange(n_tr, len(prompts_all)))
+    say("fitting kernel families" + (f" on {len(fit_idx)} of {n_tr} training prompts"
+                                     if len(fit_idx) < n_tr else ""))
+    fit = fit_study({"train": (store.rows(fit_idx), store.hidden[fit_idx]),
+                     "heldout": heldout}, embedding, settings, say, kernels)
+    fit["n_fit_prompts"] = int(len(fit_idx))
     results["fit"] = fit
     tick("fit")
 
-    prompts_all = train + held
-    lp_all, h_all = np.concatenate([lp_tr, lp_te]), np.concatenate([h_tr, h_te])
     cats = [p.category for p in prompts_all] if has_cats else None
     correct: list[float | None] = [None] * len(prompts_all)
     if any(p.answer for p in prompts_all):
@@ -1002,11 +1060,13 @@ def run_validation(
 
         for i, p in enumerate(prompts_all):
             if p.answer:
-                correct[i] = float(answer_matches(model.decode([int(np.argmax(lp_all[i]))]),
+                correct[i] = float(answer_matches(model.decode([int(store.top1[i])]),
                                                   p.answer))
     say("voids: entropy, outside mass and answer correctness against local density")
-    results["voids"] = voids_study(lp_all, h_all, embedding, cats, settings,
-                                   [model.encode(p.text) for p in prompts_all], correct)
+    results["voids"] = voids_study(None, store.hidden, embedding, cats, settings,
+                                   [model.encode(p.text) for p in prompts_all], correct,
+                                   summaries={"entropy": store.entropy,
+                                              "outside_mass": store.outside_mass})
     tick("voids")
 
     primary = fit["primary_map"]
@@ -1035,8 +1095,9 @@ def run_validation(
     say("information mass: entropy against surprisal mass")
     keep = _subset(list(range(len(prompts_all))), settings.max_mass_prompts, settings.seed)
     mass_prompts = [prompts_all[i] for i in keep]
-    results["mass"] = mass_study(model, [p.text for p in mass_prompts], lp_all[keep], settings,
-                                 [p.category for p in mass_prompts] if has_cats else None)
+    results["mass"] = mass_study(model, [p.text for p in mass_prompts], None, settings,
+                                 [p.category for p in mass_prompts] if has_cats else None,
+                                 entropy=store.entropy[np.asarray(keep, np.int64)])
     results["mass"]["id"] = [p.id for p in mass_prompts]
     tick("mass")
 
@@ -1052,19 +1113,9 @@ def run_validation(
             "categories": has_cats, "best_family": best}
     results["info"] = info
     _write_outputs(out, results, settings, train, held, pairs, prompts_all)
-    write_figures(out, results, embedding, (lp_te, h_te))
+    figs = _subset(list(range(len(heldout))), settings.figure_prompts, settings.seed + 4)
+    write_figures(out, results, embedding, heldout.take(figs))
     tick("outputs")
-    timings["total_wall_s"] = time.perf_counter() - t_start
-    timings["total_cpu_s"] = time.process_time() - cpu_start
-    write_json(out / "run.json", {
-        "settings": dataclasses.asdict(settings), "versions": _versions(),
-        "model": label, "model_file": _model_file_info(model), "prompts": source,
-        "prompt_set": _prompt_set_info() if builtin else {"n": len(records)},
-        "best_family": best, "timings_s": timings,
-    })
-    results["timings_s"] = timings
-    for v in verdicts:
-        say(f"{v.outcome.upper():>12}: {v.claim} ({v.detail})")
     return results
 
 
