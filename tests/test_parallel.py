@@ -113,6 +113,66 @@ def test_rows_are_split_over_all_four_devices(four_devices):
     assert four_devices["distributions_sharded_over"] == 4
 
 
+FIT_WORKER = r"""
+import json
+import jax
+jax.config.update("jax_num_cpu_devices", 4)
+jax.config.update("jax_enable_x64", True)
+import numpy as np
+from infograv.model import Potential
+from infograv.model import _fit as F
+
+assert jax.device_count() == 4, jax.devices()
+rng = np.random.default_rng(5)
+V, d, B = 120, 5, 23                    # 23 prompts over 4 devices: one padded row
+emb = rng.normal(size=(V, d))
+h = rng.normal(size=(B, d))
+r2 = ((1.3 * h[:, None, :] + 0.2 - emb[None]) ** 2).sum(-1)
+z = 5.0 * np.exp(-r2 / 2.4)
+logp = z - z.max(1, keepdims=True)
+logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+unit = F.length_unit(h, logp, emb)
+data = F.prepare_fit_data(h, logp, emb, unit)
+F._CHUNK_ELEMS = 4 * V                  # the chunked loss inside each device's rows too
+out = {}
+import infograv.parallel as par
+calls = []
+plain = par.data_parallel
+def counting(fn, **kw):
+    calls.append(1)
+    return plain(fn, **kw)
+par.data_parallel = counting
+fits = {}
+for shard in (True, False):
+    F._SHARD = shard
+    f = F.fit_potential(Potential("gaussian", 3), data, unit=unit, query_map="affine",
+                        max_steps=60)
+    fits[shard] = (f.train_kl, f.params, F.kl_per_prompt(f, data).tolist(), f.steps)
+out["train_kl"] = [fits[True][0], fits[False][0]]
+out["params"] = [fits[True][1], fits[False][1]]
+out["kl"] = [fits[True][2], fits[False][2]]
+out["steps"] = [fits[True][3], fits[False][3]]
+out["sharded_calls"] = len(calls)
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_the_kernel_fit_is_data_parallel_and_equal_on_four_devices():
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    res = subprocess.run([sys.executable, "-c", FIT_WORKER], capture_output=True, text=True,
+                         env=env, timeout=400)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    out = json.loads(line[len("RESULT "):])
+    assert out["sharded_calls"] > 0  # the loss's prompts were split over the devices
+    sharded, single = out["train_kl"]
+    assert sharded == pytest.approx(single, rel=1e-9, abs=1e-14)
+    for k, v in out["params"][0].items():
+        assert v == pytest.approx(out["params"][1][k], rel=1e-6, abs=1e-9), k
+    np.testing.assert_allclose(out["kl"][0], out["kl"][1], rtol=1e-7, atol=1e-12)
+
+
 def test_one_device_is_the_plain_function(rng):
     # in this process (one CPU device): the wrapper changes nothing
     h = jnp.asarray(rng.normal(size=(5, 3)))

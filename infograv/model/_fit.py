@@ -240,9 +240,33 @@ def _kl_rows(pot: Potential, theta: Mapping[str, Any], spec: _Spec, data: FitDat
 _CHUNK_ELEMS = 1 << 24
 
 
+#: With several devices (one process), the loss's prompts are split over them by
+#: [`infograv.parallel.data_parallel`][] (each prompt's KL computed whole on one device).
+_SHARD = True
+
+
 def _kl_rows_chunked(pot: Potential, theta: Mapping[str, Any], spec: _Spec,
                      data: FitData) -> jax.Array:
-    """`_kl_rows`, over chunks of prompts when `B·V > _CHUNK_ELEMS` (the same numbers)."""
+    """`_kl_rows`, over chunks of prompts when `B·V > _CHUNK_ELEMS` (the same numbers), and
+    data-parallel over the devices when there are several."""
+    n_dev = jax.device_count()
+    if _SHARD and n_dev > 1 and jax.process_count() == 1 and data.z.shape[0] >= n_dev:
+        from ..parallel import data_parallel
+
+        def local(rows: tuple[jax.Array, ...], th: Any, shared: tuple[jax.Array, ...]
+                  ) -> jax.Array:
+            z, h, hsq, p, negent = rows
+            emb, esq, cscale = shared
+            return _kl_rows_local(pot, th, spec, FitData(z, h, hsq, emb, esq, p, negent, cscale))
+
+        return data_parallel(local, batch_argnums=0)(
+            (data.z, data.h, data.hsq, data.p, data.negent), theta,
+            (data.emb, data.esq, data.cscale))
+    return _kl_rows_local(pot, theta, spec, data)
+
+
+def _kl_rows_local(pot: Potential, theta: Mapping[str, Any], spec: _Spec,
+                   data: FitData) -> jax.Array:
     B, V = data.z.shape
     if B * V <= _CHUNK_ELEMS:
         return _kl_rows(pot, theta, spec, data)
