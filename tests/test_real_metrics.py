@@ -254,7 +254,7 @@ def test_dense_factorisations_match_numpy_and_need_no_lapack_under_vmap(rng):
     # jaxlib's CPU LAPACK kernels split a vmapped batch over the intra-op thread pool and block a
     # pool thread on it: as many of them at once as the pool has threads never finish. The output
     # metric's factorisations are plain XLA operations instead.
-    from infograv.geometry._real import cho_solve, cholesky, solve_lower
+    from infograv.geometry._dense import cho_solve, cholesky, solve_lower
 
     x = rng.normal(size=(40, 40))
     a = x @ x.T / 40 + 1e-3 * np.eye(40)

@@ -41,7 +41,7 @@ import optimistix as optx
 
 from .. import geometry as geo
 from ..geodesic import exp_map, path_energy
-from ..geometry._real import cholesky, solve_lower
+from ..geometry._dense import cholesky, solve_lower
 from ._stats import bootstrap_ci, mean
 
 __all__ = ["METRICS", "RULE", "PAPER_SETTINGS", "RealGeodesicSettings", "load_fit",

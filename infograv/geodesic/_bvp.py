@@ -14,6 +14,7 @@ from jaxtyping import Array, Float, Int
 
 from .._custom_types import Point, Scalar, Vector
 from ..geometry import AbstractMetric
+from ..geometry._dense import slogdet
 from ._checks import check_point, check_solved, check_value, is_traced
 
 __all__ = ["RESULTS", "LogMapSolution", "log_map", "exp_map", "path_energy"]
@@ -211,7 +212,9 @@ def _solve(metric, x0, x1, v_init, method, n_steps, rtol, atol, max_steps, tol, 
 def _check_endpoints(metric: AbstractMetric, x0: Point, x1: Point) -> tuple[Point, Point]:
     for name, x in (("x0", x0), ("x1", x1)):
         g = metric.metric(x)
-        sign, logdet = jnp.linalg.slogdet(g)  # det itself under/overflows at large n
+        # det itself under/overflows at large n; LU in plain XLA operations: a LAPACK call here
+        # can deadlock XLA's CPU thread pool when log maps are vmapped (geometry._dense)
+        sign, logdet = slogdet(g)
         det_ok = jnp.all(jnp.isfinite(g)) & (sign != 0) & jnp.isfinite(logdet)
         if not is_traced(det_ok):
             det_ok = bool(det_ok)

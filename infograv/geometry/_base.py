@@ -16,10 +16,10 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
 from jaxtyping import Array, Float
 
 from .._custom_types import Christoffels, MetricMatrix, Point, Riemann, Scalar, Vector
+from ._dense import solve
 
 __all__ = [
     "AbstractMetric",
@@ -29,8 +29,9 @@ __all__ = [
 
 
 def _dense_solve(g: Float[Array, "n n"], w: Float[Array, " n"]) -> Float[Array, " n"]:
-    op = lx.MatrixLinearOperator(g)
-    return lx.linear_solve(op, w, lx.LU()).value
+    # LU with partial pivoting in plain XLA operations (no LAPACK call: safe under `vmap` on a
+    # CPU, see `_dense`), implicit derivatives; a metric is symmetric
+    return solve(g, w, symmetric=True)
 
 
 class AbstractMetric(eqx.Module):
@@ -110,8 +111,7 @@ class AbstractMetric(eqx.Module):
 
     def ricci_scalar(self, x: Point) -> Scalar:
         """Scalar curvature `R = g^{bd} R_{bd}` at `x`."""
-        ginv = jnp.linalg.inv(self.metric(x))
-        return jnp.einsum("bd,bd->", ginv, self.ricci(x))
+        return jnp.trace(solve(self.metric(x), self.ricci(x), symmetric=True))
 
     def einstein(self, x: Point) -> MetricMatrix:
         """Einstein tensor `G_{ab} = R_{ab} − ½ R g_{ab}` at `x`, shape `(n, n)`."""
@@ -129,12 +129,22 @@ def christoffel_autodiff(metric_fn: Callable[[Point], MetricMatrix], x: Point) -
 
     Returns:
         `Γ[a, b, c] = Γ^a_{bc}`, shape `(n, n, n)`. Builds `n³` numbers: for small `n` only.
+        The contraction with `g^{ad}` is a solve with the LU factor of `g` in plain XLA
+        operations (no LAPACK call, so it is safe under `vmap` on a CPU).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from infograv.geometry import christoffel_autodiff
+        >>> polar = lambda x: jnp.diag(jnp.array([1.0, x[0] ** 2]))  # dr² + r² dθ²
+        >>> gam = christoffel_autodiff(polar, jnp.array([2.0, 0.0]))
+        >>> float(gam[0, 1, 1]), float(gam[1, 0, 1])  # Γ^r_θθ = −r, Γ^θ_rθ = 1/r
+        (-2.0, 0.5)
     """
     g = metric_fn(x)
     dg = jax.jacfwd(metric_fn)(x)  # [i, j, k] = ∂_k g_ij
     low = jnp.transpose(dg, (0, 2, 1)) + dg - jnp.transpose(dg, (2, 0, 1))  # [d, b, c]
-    ginv = jnp.linalg.inv(g)
-    return 0.5 * jnp.einsum("ad,dbc->abc", ginv, low)
+    n = g.shape[0]
+    return 0.5 * solve(g, low.reshape(n, n * n), symmetric=True).reshape(low.shape)
 
 
 def general_acceleration(metric: AbstractMetric, x: Point, v: Vector) -> Vector:

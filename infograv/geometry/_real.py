@@ -26,6 +26,7 @@ from jaxtyping import Array, Float, Int
 
 from .._custom_types import MetricMatrix, Point, Scalar, Vector
 from ._base import AbstractMetric
+from ._dense import cho_solve, cholesky
 from ._metrics import ConformalMetric, JacobiMetric, _concrete_positive, fisher_from_energies
 
 __all__ = [
@@ -378,98 +379,6 @@ class OutputMetric(AbstractMetric):
 
         # implicit differentiation of the solve (no derivative through the iterations)
         return jax.lax.custom_linear_solve(matvec, rhs, solve, symmetric=True)
-
-
-# -- dense factorisations without LAPACK ---------------------------------------------------------
-# On the CPU, jaxlib's LAPACK kernels (Cholesky, triangular solves, ...) split a batch (a `vmap`)
-# over XLA's intra-op thread pool and block a pool thread until the pieces finish. When the
-# program runs as many such kernels at once as the pool has threads (2 on a 2-core machine), every
-# pool thread waits for work queued behind it and the program never finishes. The study's
-# log and exp maps `vmap` over pairs, so their factorisations are written here in plain XLA
-# operations (loops of matrix–vector products), which never wait on the pool.
-
-
-def cholesky(a: Any) -> Any:
-    r"""The lower Cholesky factor `L`, `L Lᵀ = A`, of a symmetric positive definite matrix.
-
-    Column by column (Cholesky–Crout): `c = A[:, j] − L L[j, :]ᵀ`, `L[j, j] = √c_j`,
-    `L[i, j] = c_i / L[j, j]` for `i > j`: `n` matrix–vector products, `O(n³)` work, in plain
-    XLA operations (no LAPACK call, so it is safe under `vmap` on any number of CPU threads; see
-    the note above). Only the lower triangle of `A` is read.
-
-    Arguments:
-        a: `(n, n)` symmetric positive definite.
-
-    Returns:
-        `(n, n)` lower triangular `L`; NaN where `A` is not positive definite (as LAPACK).
-
-    Raises:
-        ValueError: `a` not square.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from infograv.geometry._real import cholesky
-        >>> cholesky(jnp.array([[4.0, 2.0], [2.0, 5.0]])).tolist()
-        [[2.0, 0.0], [1.0, 2.0]]
-    """
-    a = jnp.asarray(a)
-    if a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise ValueError(f"a: expected a square matrix, got shape {a.shape}.")
-    n = a.shape[0]
-    idx = jnp.arange(n)
-
-    def column(j: Any, low: Any) -> Any:
-        c = a[:, j] - low @ low[j]  # columns ≥ j of `low` are still zero
-        d = jnp.sqrt(c[j])
-        return low.at[:, j].set(jnp.where(idx > j, c / d, jnp.where(idx == j, d, 0.0)))
-
-    return jax.lax.fori_loop(0, n, column, jnp.zeros_like(a))
-
-
-def solve_lower(low: Any, b: Any, *, transpose: bool = False) -> Any:
-    r"""Solve `L x = b` (or `Lᵀ x = b` with `transpose=True`) by substitution, `L` lower
-    triangular; `b` is `(n,)` or `(n, m)`. `O(n² m)` work in plain XLA operations (no LAPACK
-    call, see [`cholesky`][infograv.geometry._real.cholesky]).
-
-    Raises:
-        ValueError: shapes that do not match.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from infograv.geometry._real import solve_lower
-        >>> low = jnp.array([[2.0, 0.0], [1.0, 2.0]])
-        >>> solve_lower(low, jnp.array([2.0, 5.0])).tolist()
-        [1.0, 2.0]
-        >>> solve_lower(low, jnp.array([4.0, 4.0]), transpose=True).tolist()
-        [1.0, 2.0]
-    """
-    low, b = jnp.asarray(low), jnp.asarray(b)
-    n = low.shape[0]
-    if low.shape != (n, n) or b.shape[:1] != (n,) or b.ndim > 2:
-        raise ValueError(f"low, b: expected shapes (n, n) and (n,) or (n, m), got {low.shape} "
-                         f"and {b.shape}.")
-    mat = low.T if transpose else low
-    diag = jnp.diagonal(low)
-
-    def step(k: Any, x: Any) -> Any:
-        j = n - 1 - k if transpose else k
-        # unsolved entries of x are still zero, so the full row product is the partial sum
-        return x.at[j].set((b[j] - mat[j] @ x) / diag[j])
-
-    return jax.lax.fori_loop(0, n, step, jnp.zeros(b.shape, jnp.result_type(low, b)))
-
-
-def cho_solve(low: Any, b: Any) -> Any:
-    """Solve `L Lᵀ x = b` given the factor `L` of [`cholesky`][infograv.geometry._real.cholesky].
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from infograv.geometry._real import cho_solve, cholesky
-        >>> a = jnp.array([[4.0, 2.0], [2.0, 5.0]])
-        >>> [round(float(x), 5) for x in cho_solve(cholesky(a), a @ jnp.array([1.0, -1.0]))]
-        [1.0, -1.0]
-    """
-    return solve_lower(low, solve_lower(low, b), transpose=True)
 
 
 def _pcg(
