@@ -89,15 +89,20 @@ print("RESULT " + json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def four_devices() -> dict:
+def _in_fresh_interpreter(code: str, timeout: int) -> dict:
+    """Run `code` (which forces 4 CPU devices) in a new Python; its `RESULT {json}` line."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
-    res = subprocess.run([sys.executable, "-c", WORKER], capture_output=True, text=True,
-                         env=env, timeout=240)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=timeout)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def four_devices() -> dict:
+    return _in_fresh_interpreter(WORKER, 240)
 
 
 # Each row is computed whole on one device in both runs, so the only differences are the
@@ -158,13 +163,7 @@ print("RESULT " + json.dumps(out))
 
 
 def test_the_kernel_fit_is_data_parallel_and_equal_on_four_devices():
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
-    res = subprocess.run([sys.executable, "-c", FIT_WORKER], capture_output=True, text=True,
-                         env=env, timeout=400)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    out = json.loads(line[len("RESULT "):])
+    out = _in_fresh_interpreter(FIT_WORKER, 400)
     assert out["sharded_calls"] > 0  # the loss's prompts were split over the devices
     sharded, single = out["train_kl"]
     assert sharded == pytest.approx(single, rel=1e-9, abs=1e-14)
