@@ -613,3 +613,23 @@ def test_a_user_potential_is_fitted_by_its_leaves_and_reloads(rng):
     assert np.array_equal(kl_per_prompt(back, data), kl_per_prompt(fit, data))
     with pytest.raises(ValueError, match="potential"):
         PotentialFit.from_dict(fit.to_dict())
+
+
+def test_the_fit_runs_in_float64_when_the_caller_is_in_float32(rng):
+    import jax
+
+    emb, h, logp = _harmonic_truth(rng, n=30)
+    ref, ref_data = _fit("harmonic", emb, h, logp, query_map="scalar")
+    with jax.enable_x64(False):  # a notebook that never enabled 64-bit types
+        data = prepare_fit_data(h, logp, emb, ref.unit)
+        assert data.z.dtype == np.float64 and data.p.dtype == np.float64
+        fit = fit_potential(Potential("harmonic", 3), data, unit=ref.unit, query_map="scalar")
+        kl = kl_per_prompt(fit, data)
+        lq = fit.log_probs(h, emb)
+        with pytest.raises(ValueError, match="data: arrays are float32"):
+            fit_potential(Potential("harmonic", 3), data._replace(z=data.z.astype(np.float32)),
+                          unit=ref.unit)
+    assert fit.train_kl == pytest.approx(ref.train_kl, rel=1e-9, abs=1e-15)
+    np.testing.assert_allclose(kl, kl_per_prompt(ref, ref_data), rtol=1e-6, atol=1e-13)
+    assert lq.dtype == np.float64
+    np.testing.assert_allclose(lq, ref.log_probs(h, emb), rtol=1e-9, atol=1e-9)

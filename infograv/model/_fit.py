@@ -48,9 +48,10 @@ start's loss curve and the clause that stopped it are kept.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import equinox as eqx
 import jax
@@ -68,6 +69,22 @@ __all__ = ["FIT_QUERY_MAPS", "FitData", "PotentialFit", "fit_potential", "kl_per
            "prepare_fit_data", "potential_name", "potential_param_names", "set_potential_params"]
 
 FIT_QUERY_MAPS = ("affine", "scalar")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+# older JAX kept the same context manager in jax.experimental
+_enable_x64: Any = getattr(jax, "enable_x64", None) or jax.experimental.enable_x64  # type: ignore[attr-defined]
+
+
+def _in_float64(fn: _F) -> _F:
+    """Run `fn` with JAX's 64-bit types on, whatever the caller's `jax_enable_x64`: the loss
+    subtracts sums of size |log Z| ~ 1e4, which float32 would round to nothing."""
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with _enable_x64(True):
+            return fn(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,6 +154,7 @@ def length_unit(hidden: Any, logp: Any, embedding: Any) -> float:
     return float(np.median(np.sqrt(np.sum(diff * diff, axis=-1))))
 
 
+@_in_float64
 def prepare_fit_data(hidden: Any, logp: Any, embedding: Any, unit: float,
                      shared: FitData | None = None) -> FitData:
     """`FitData` from hidden states `(B, d)`, real log-probabilities
@@ -144,7 +162,9 @@ def prepare_fit_data(hidden: Any, logp: Any, embedding: Any, unit: float,
 
     With `shared` (data of other prompts prepared from the same embedding and unit), its
     embedding arrays are reused instead of copied (a float64 copy of Gemma 3's embedding is
-    1.3 GB).
+    1.3 GB). The arrays are float64 whether or not `jax_enable_x64` is on (as are the fit and
+    its evaluation: `fit_potential`, `kl_per_prompt` and `PotentialFit.log_probs` switch 64-bit
+    types on for their own work).
 
     Raises:
         ValueError: shapes that do not match, a non-positive `unit`, or a `shared` prepared
@@ -417,6 +437,7 @@ class PotentialFit:
         return energies(space, Query(q, jnp.ones(q.shape[:1], q.dtype)), self.potential,
                         background=bg)
 
+    @_in_float64
     def log_probs(self, hidden: Any, embedding: Any, *, chunk: int = 32) -> np.ndarray:
         """The fitted model's log-probabilities `(B, V)` at hidden states `(B, d)`."""
         space = SemanticSpace(jnp.asarray(np.asarray(embedding, np.float64) / self.unit))
@@ -586,6 +607,7 @@ def _run(theta0: dict[str, Any], pot: Potential, spec: _Spec, data: FitData, w: 
     return th, rec
 
 
+@_in_float64
 def fit_potential(
     potential: Potential,
     data: FitData,
@@ -640,7 +662,8 @@ def fit_potential(
         A [`PotentialFit`][infograv.model._fit.PotentialFit].
 
     Raises:
-        ValueError: unknown `query_map`, weights of the wrong shape or all zero.
+        ValueError: unknown `query_map`, weights of the wrong shape or all zero, or `data`
+            not in float64 (one not made by `prepare_fit_data`).
 
     Example:
         >>> import numpy as np
@@ -656,6 +679,9 @@ def fit_potential(
     if query_map not in FIT_QUERY_MAPS:
         raise ValueError(f"query_map: expected one of {FIT_QUERY_MAPS}, got {query_map!r}.")
     dt = data.z.dtype
+    if dt != jnp.float64:
+        raise ValueError(f"data: arrays are {dt}; the loss needs float64 (make it with "
+                         "prepare_fit_data).")
     B = data.z.shape[0]
     w = jnp.ones((B,), dt) if weights is None else jnp.asarray(weights, dt)
     if w.shape != (B,) or not float(jnp.sum(w)) > 0:
@@ -711,6 +737,7 @@ def _kl_rows_jit(theta: Any, pot: Potential, spec: _Spec, data: FitData) -> jax.
     return _kl_rows_chunked(pot, theta, spec, data)
 
 
+@_in_float64
 def kl_per_prompt(fit: PotentialFit, data: FitData) -> np.ndarray:
     r"""$\mathrm{KL}(P_b\,\|\,Q_b)$ of a fit on each prompt of `data` (prepared in `fit.unit`),
     by the fast path of the training loss (the same numbers as
