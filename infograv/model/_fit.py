@@ -72,7 +72,8 @@ FIT_QUERY_MAPS = ("affine", "scalar")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 # older JAX kept the same context manager in jax.experimental
-_enable_x64: Any = getattr(jax, "enable_x64", None) or jax.experimental.enable_x64  # type: ignore[attr-defined]
+_enable_x64: Any = (jax.enable_x64 if hasattr(jax, "enable_x64")
+                    else jax.experimental.enable_x64)  # type: ignore[attr-defined]
 
 
 def _in_float64(fn: _F) -> _F:
