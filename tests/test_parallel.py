@@ -172,6 +172,42 @@ def test_the_kernel_fit_is_data_parallel_and_equal_on_four_devices():
     np.testing.assert_allclose(out["kl"][0], out["kl"][1], rtol=1e-7, atol=1e-12)
 
 
+LM_WORKER = r"""
+import json, sys, tempfile
+from pathlib import Path
+import jax
+jax.config.update("jax_num_cpu_devices", 4)
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+import numpy as np
+sys.path.insert(0, "tests")
+from test_lm_arch import GEMMA, random_weights, spm_vocab, write_gguf
+from infograv import lm
+from infograv.lm import _language_model as LM
+
+assert jax.device_count() == 4, jax.devices()
+tokens, scores, types = spm_vocab()
+w = random_weights(np.random.default_rng(1), len(tokens), 2, GEMMA)
+path = Path(tempfile.mkdtemp()) / "tiny-gemma3.gguf"
+write_gguf(path, "gemma3", GEMMA, w, tokens, types, scores=scores, pattern=2)
+model = lm.load_language_model(path, dtype=jnp.float64)
+prompts = ["the cat", "a dog sat on", "hello", "on the mat the", "sat"]   # 5 rows, 4 devices
+lp4, h4 = model.next_token_logprobs(prompts)
+out = {"devices": len(lp4.sharding.device_set), "replicated": model._replicated is not None}
+LM._SHARD = False
+lp1, h1 = model.next_token_logprobs(prompts)
+out["logp"] = float(np.max(np.abs(np.asarray(lp4) - np.asarray(lp1))))
+out["hidden"] = float(np.max(np.abs(np.asarray(h4) - np.asarray(h1))))
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_next_token_distributions_are_data_parallel_and_equal_on_four_devices():
+    out = _in_fresh_interpreter(LM_WORKER, 400)
+    assert out["devices"] == 4 and out["replicated"]
+    assert out["logp"] <= 1e-12 and out["hidden"] <= 1e-12
+
+
 def test_one_device_is_the_plain_function(rng):
     # in this process (one CPU device): the wrapper changes nothing
     h = jnp.asarray(rng.normal(size=(5, 3)))

@@ -162,6 +162,35 @@ def _last_hidden(
     return jax.nn.log_softmax(output_logits(weights, last), axis=-1), last
 
 
+#: With several devices (one process), the prompts of a forward batch are split over them by
+#: [`infograv.parallel.data_parallel`][] (each prompt's forward pass whole on one device).
+_SHARD = True
+
+
+def _last_hidden_batch(model: LanguageModel, tokens: jax.Array, lengths: jax.Array
+                       ) -> tuple[jax.Array, jax.Array]:
+    """`_last_hidden`, data-parallel over the prompts when there are several devices (the
+    weights are replicated once per model and mesh, then reused)."""
+    n_dev = jax.device_count()
+    if not (_SHARD and n_dev > 1 and jax.process_count() == 1):
+        return _last_hidden(model.weights, tokens, lengths)
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from ..parallel import batch_mesh, data_parallel
+
+    mesh = batch_mesh()
+    key = (id(model.weights), *(int(d.id) for d in mesh.devices.flat))
+    cached = model._replicated
+    if cached is None or cached[0] != key:
+        repl = NamedSharding(mesh, PartitionSpec())
+        placed = jax.tree_util.tree_map(
+            lambda x: jax.device_put(x, repl) if eqx.is_array(x) else x, model.weights)
+        cached = (key, placed)
+        model._replicated = cached
+    return data_parallel(_last_hidden, batch_argnums=(1, 2), mesh=mesh)(cached[1], tokens,
+                                                                         lengths)
+
+
 @eqx.filter_jit
 def _head_norm(weights: DecoderWeights, h: jax.Array) -> jax.Array:
     return final_norm(weights, h)
@@ -282,6 +311,7 @@ class LanguageModel:
         self.path = path
         self.config = config
         self.weights = weights
+        self._replicated: tuple[tuple[int, ...], Any] | None = None  # weights on every device
         self.tokenizer = tokenizer
         self.batch_size = batch_size
 
@@ -433,8 +463,8 @@ class LanguageModel:
             nb = _batch_bucket(len(chunk))
             rows = chunk + [[self.config.pad_id]] * (nb - len(chunk))
             lengths = np.asarray([len(r) for r in rows], dtype=np.int32)
-            lp, h = _last_hidden(
-                self.weights, jnp.asarray(self._pad(rows, t)), jnp.asarray(lengths)
+            lp, h = _last_hidden_batch(
+                self, jnp.asarray(self._pad(rows, t)), jnp.asarray(lengths)
             )
             logps.append(lp[: len(chunk)])
             hs.append(h[: len(chunk)])
