@@ -2,6 +2,7 @@
 whose answers are known: points on one geodesic are perfectly geodesic in their metric and
 continued exactly, straight lines are geodesic in the flat metric."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -134,3 +135,41 @@ def test_figures_leave_out_what_failed_the_check(tmp_path):
     _figures(study, summary, tmp_path)
     for stem in FIGURE_STEMS:
         assert (tmp_path / f"{stem}.png").stat().st_size > 0
+
+
+def test_output_log_maps_respect_the_fisher_rao_bound_that_the_midpoint_rule_breaks():
+    # tokens A, B, C: from a state peaked on A to one peaked on B. Every path between them is at
+    # least the simplex distance 2 arccos Σ √(P(a) P(b)) ≈ π long. The midpoint rule
+    # (`path_energy`) lets a discrete path "tunnel" through states peaked on C, where the metric
+    # at the segments' midpoints is tiny, and come out far shorter; the chords of the isometric
+    # embedding (the study's discrete energy for the output metric) cannot.
+    from infograv.experiments._real_geodesics import _fisher_rao_bound
+    from infograv.geodesic import log_map
+    from infograv.geometry import OutputMetric
+
+    metric = OutputMetric(jnp.array([[10.0, 0.0], [-10.0, 0.0], [0.0, 10.0]]), ridge=1e-6)
+    pts = np.array([[0.6, 0.0], [-0.6, 0.0], [-0.6, 0.3]])
+    bound = _fisher_rao_bound(metric, jnp.asarray(pts[:1]), jnp.asarray(pts[1:2]))[0]
+    pa, pb = (np.exp(np.asarray(metric.log_prob(jnp.asarray(p)))) for p in pts[:2])
+    assert abs(bound - 2 * np.arccos(np.sum(np.sqrt(pa * pb)))) < 1e-12 and bound > 3.0
+    path = log_map(metric, jnp.asarray(pts[0]), jnp.asarray(pts[1]), method="energy",
+                   n_steps=16, max_steps=40, throw=False).path
+    delta, mid = path[1:] - path[:-1], 0.5 * (path[1:] + path[:-1])
+    assert float(jnp.sum(jnp.sqrt(jax.vmap(metric.inner)(mid, delta, delta)))) < 0.1 * bound
+    r = trajectory_measures(metric, pts, RealGeodesicSettings(
+        n_steps=16, max_steps=500, exp_steps=64, shoot_tol=0.05), predict=False)
+    assert np.all(r["lengths"] >= (1 - 1e-3) * r["fr_bound"])
+    # a record below the bound is counted in the summary
+    low = dict(r, lengths=0.5 * r["fr_bound"], converged=False, pred_converged=np.zeros(1, bool),
+               launch_converged=False)
+    recs = [{"kind": "generation", "prompt": "p", **{m: dict(low) for m in METRICS}}
+            for _ in range(2)]
+    s = summarise({"records": recs, "truncation_error": [0.0]}, SETTINGS)["generation"]
+    assert s["output"]["below_fr_bound"] == [2 * len(r["lengths"]), 2 * len(r["lengths"])]
+
+
+def test_the_output_metric_has_its_own_resolution():
+    s = RealGeodesicSettings(n_steps=6, exp_steps=8, output_n_steps=32, output_exp_steps=64)
+    assert (s.for_metric("output").n_steps, s.for_metric("output").exp_steps) == (32, 64)
+    assert s.for_metric("output").max_steps == s.max_steps
+    assert s.for_metric("density") is s

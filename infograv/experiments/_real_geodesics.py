@@ -93,6 +93,13 @@ class RealGeodesicSettings:
         n_steps: path segments of a log map.
         max_steps: L-BFGS steps of a discrete geodesic.
         exp_steps: Runge–Kutta steps of an exp map.
+        output_n_steps: `n_steps` of the output metric's log maps (`None`: `n_steps`). Its
+            metric varies by orders of magnitude between real states, and a coarse discrete
+            path "tunnels": its length falls below the rigorous lower bound
+            `2 arccos Σ_i √(P_i(a) P_i(b))` (see `trajectory_measures`).
+        output_max_steps: `max_steps` of the output metric (`None`: `max_steps`).
+        output_exp_steps: `exp_steps` of the output metric (`None`: `exp_steps`).
+        precond_rank: tokens in the output metric's CG preconditioner.
         cg_rtol: relative residual of the output metric's CG solves.
         shoot_tol: a log map counts as converged when the exp map of its velocity lands within
             `shoot_tol · |x₁ − x₀|` of its end point (the shooting residual).
@@ -119,6 +126,10 @@ class RealGeodesicSettings:
     n_steps: int = 8
     max_steps: int = 200
     exp_steps: int = 16
+    output_n_steps: int | None = None
+    output_max_steps: int | None = None
+    output_exp_steps: int | None = None
+    precond_rank: int = 256
     cg_rtol: float = 1e-8
     shoot_tol: float = 0.05
     truncation_checks: int = 4
@@ -136,6 +147,16 @@ class RealGeodesicSettings:
             raise ValueError(f"n_prompts: expected an int ≥ 1, got {self.n_prompts!r}.")
         if not self.shoot_tol > 0:
             raise ValueError(f"shoot_tol: expected > 0, got {self.shoot_tol!r}.")
+
+    def for_metric(self, name: str) -> RealGeodesicSettings:
+        """The settings a metric's log and exp maps use: for `"output"` the `output_*` values
+        where they are set, for every other metric these settings unchanged."""
+        if name != "output":
+            return self
+        return dataclasses.replace(
+            self, n_steps=self.output_n_steps or self.n_steps,
+            max_steps=self.output_max_steps or self.max_steps,
+            exp_steps=self.output_exp_steps or self.exp_steps)
 
 
 def load_fit(fit: Any, kernel: str = "plummer") -> Any:
@@ -206,10 +227,11 @@ def _build_metrics(
     # at any state of the trajectory
     best = np.max(np.asarray(jax.vmap(base.log_prob)(x)), axis=0)
     ids = np.sort(np.argsort(-best)[: settings.vocab])
-    # CG preconditioned by the 64 most probable tokens; 100 iterations at most bound the cost
-    # where a far launch leaves the preconditioner poor
-    out = base.restrict(ids)._copy(ridge=ridge, precond_rank=min(64, len(ids)), cg_max_steps=100,
-                                   cg_rtol=settings.cg_rtol)
+    # CG preconditioned by the most probable tokens (256: about 12 iterations at a real state,
+    # 38 with 64); 100 iterations at most bound the cost where a far launch leaves the
+    # preconditioner poor
+    out = base.restrict(ids)._copy(ridge=ridge, precond_rank=min(settings.precond_rank, len(ids)),
+                                   cg_max_steps=100, cg_rtol=settings.cg_rtol)
     emb = np.asarray(base.head)
     # the stand-in's query map x_q = a h puts hidden states on the scale of the token cloud
     a = float(np.median(np.linalg.norm(emb[ids], axis=1)) / np.median(np.linalg.norm(points, 1)))
@@ -231,11 +253,31 @@ def _build_metrics(
     return {"output": out, "gravity": gravity, "density": density}, ids
 
 
+def _discrete_energy(metric: Any, path: Any) -> Any:
+    """`½ K Σ_k |Δ_k|²`: for the output metric with the chords `Δ_k = F(p_{k+1}) − F(p_k)` of
+    its isometric embedding `F` (`OutputMetric.embedding`), for the others the midpoint rule
+    `Δ_kᵀ g(m_k) Δ_k` (`geodesic.path_energy`)."""
+    if isinstance(metric, geo.OutputMetric):
+        f = jax.vmap(metric.embedding)(path)
+        d = f[1:] - f[:-1]
+        return 0.5 * (path.shape[0] - 1) * jnp.sum(d * d)
+    return path_energy(metric, path)
+
+
+def _discrete_length(metric: Any, path: Any) -> Any:
+    if isinstance(metric, geo.OutputMetric):
+        f = jax.vmap(metric.embedding)(path)
+        return jnp.sum(jnp.sqrt(jnp.sum((f[1:] - f[:-1]) ** 2, axis=1)))
+    delta = path[1:] - path[:-1]
+    mid = 0.5 * (path[1:] + path[:-1])
+    return jnp.sum(jnp.sqrt(jax.vmap(metric.inner)(mid, delta, delta)))
+
+
 class _WhitenedEnergy(eqx.Module):
     def __call__(self, u: Any, args: Any) -> Any:
         metric, a, b, straight, low = args
         inner = straight + solve_lower(low, u.T, transpose=True).T
-        return path_energy(metric, jnp.concatenate([a[None], inner, b[None]]))
+        return _discrete_energy(metric, jnp.concatenate([a[None], inner, b[None]]))
 
 
 class _Geodesics(eqx.Module):
@@ -247,10 +289,11 @@ class _Geodesics(eqx.Module):
 
 @eqx.filter_jit
 def _logmaps(metric: Any, a: Any, b: Any, n_steps: int, max_steps: int) -> _Geodesics:
-    """Discrete geodesics `a → b` (batched): the path energy (`geodesic.path_energy`) minimised
-    by L-BFGS over the interior points, in coordinates whitened by the Cholesky factor of the
-    metric at the chord's midpoint (so that the badly conditioned output metric does not stall
-    the optimiser); `max_steps` L-BFGS steps at most."""
+    """Discrete geodesics `a → b` (batched): the discrete path energy (`_discrete_energy`: the
+    midpoint rule `geodesic.path_energy`, or for the output metric the chords of its isometric
+    embedding) minimised by L-BFGS over the interior points, in coordinates whitened by the
+    Cholesky factor of the metric at the chord's midpoint (so that the badly conditioned output
+    metric does not stall the optimiser); `max_steps` L-BFGS steps at most."""
 
     def one(p: Any, q: Any) -> Any:
         low = cholesky(metric.metric(0.5 * (p + q)))
@@ -263,9 +306,7 @@ def _logmaps(metric: Any, a: Any, b: Any, n_steps: int, max_steps: int) -> _Geod
         grad = jax.grad(_WhitenedEnergy())(sol.value, args)
         inner = straight + solve_lower(low, sol.value.T, transpose=True).T
         path = jnp.concatenate([p[None], inner, q[None]])
-        delta = path[1:] - path[:-1]
-        mid = 0.5 * (path[1:] + path[:-1])
-        length = jnp.sum(jnp.sqrt(jax.vmap(metric.inner)(mid, delta, delta)))
+        length = _discrete_length(metric, path)
         vel = 0.5 * n_steps * (-3.0 * path[0] + 4.0 * path[1] - path[2])
         return length, vel, path, jnp.max(jnp.abs(grad))
 
@@ -276,6 +317,24 @@ def _logmaps(metric: Any, a: Any, b: Any, n_steps: int, max_steps: int) -> _Geod
 @eqx.filter_jit
 def _expmaps(metric: Any, x: Any, v: Any, n_steps: int) -> Any:
     return jax.vmap(lambda p, w: exp_map(metric, p, w, n_steps=n_steps))(x, v)
+
+
+@eqx.filter_jit
+def _bhattacharyya(metric: Any, a: Any, b: Any) -> Any:
+    pa = jnp.exp(jax.vmap(metric.log_prob)(a))
+    pb = jnp.exp(jax.vmap(metric.log_prob)(b))
+    return jnp.sum(jnp.sqrt(pa * pb), axis=1)
+
+
+def _fisher_rao_bound(metric: Any, a: Any, b: Any) -> np.ndarray | None:
+    """For the output metric: `2 arccos Σ_i √(P_i(a) P_i(b))`, the Fisher–Rao distance on the
+    probability simplex between the two next-token distributions. The metric is the pullback
+    of that distance's metric (`δᵀ g δ = Σ_i dP_i²/P_i`, plus the ridge), so every path from
+    `a` to `b` is at least this long; `None` for the other metrics."""
+    if not isinstance(metric, geo.OutputMetric):
+        return None
+    bc = np.asarray(_bhattacharyya(metric, a, b))
+    return 2.0 * np.arccos(np.clip(bc, 0.0, 1.0))
 
 
 @eqx.filter_jit
@@ -308,8 +367,11 @@ def trajectory_measures(
     from `x_0`. **Every log map is checked by shooting**: the exp map of its velocity
     `v = log_a(b)` must land within `settings.shoot_tol · |b − a|` of `b`; a discrete path that
     is not a geodesic (an unconverged minimisation, or too few segments for the metric's
-    variation) fails it. The ratio counts (`converged`) only when every log map it uses passed;
-    a continuation only when its log map passed.
+    variation) fails it. For the output metric a log map must also be at least
+    `(1 − shoot_tol)` times the Fisher–Rao distance `2 arccos Σ_i √(P_i(a) P_i(b))` between the
+    two next-token distributions on the simplex, a rigorous lower bound of its length (the
+    metric is that distance's pullback). The ratio counts (`converged`) only when every log map
+    it uses passed; a continuation only when its log map passed.
 
     `metric=None` is the Euclidean metric in closed form (straight lines, always converged).
 
@@ -321,11 +383,13 @@ def trajectory_measures(
             their shooting check and the ratio).
 
     Returns:
-        `{"ratio", "deviation", "converged", "shoot_miss" (L + 1,), "logmaps_converged",
-        "residual", "path" (the geodesic x_0 → x_{L−1}), and with `predict`: "log_err_ratio"
-        (L − 2,), "err_geo", "err_lin", "pred_converged" (L − 2,), "launch_end",
-        "launch_converged"}`. `shoot_miss` is the relative shooting residual of the log maps
-        `x_k → x_{k−1}` (k = 1 … L − 1), `x_0 → x_{L−1}`, `x_0 → x_1`.
+        `{"ratio", "deviation", "converged", "shoot_miss" (L + 1,), "lengths" (L + 1,),
+        "fr_bound" (L + 1,), "logmaps_converged", "residual", "path" (the geodesic
+        x_0 → x_{L−1}), and with `predict`: "log_err_ratio" (L − 2,), "err_geo", "err_lin",
+        "pred_converged" (L − 2,), "launch_end", "launch_converged"}`. `shoot_miss` is the
+        relative shooting residual, `lengths` the lengths and `fr_bound` the Fisher–Rao lower
+        bounds (NaN but for the output metric) of the log maps `x_k → x_{k−1}`
+        (k = 1 … L − 1), `x_0 → x_{L−1}`, `x_0 → x_1`.
 
     Raises:
         ValueError: fewer than 3 points.
@@ -355,6 +419,7 @@ def trajectory_measures(
         out: dict[str, Any] = {
             "ratio": float(seg.sum() / end), "deviation": float(dev.mean() / end),
             "converged": True, "shoot_miss": np.zeros(n + 1), "logmaps_converged": n + 1,
+            "lengths": np.r_[seg, end, seg[0]], "fr_bound": np.full(n + 1, np.nan),
             "residual": 0.0, "path": path}
         if predict:
             out.update({"log_err_ratio": np.zeros(n - 2), "err_geo": err_lin,
@@ -382,9 +447,15 @@ def trajectory_measures(
     an, bn = np.asarray(a), np.asarray(b)
     miss = np.linalg.norm(ends[: n + 1] - bn, axis=1) / np.linalg.norm(bn - an, axis=1)
     ok = np.isfinite(miss) & (miss <= settings.shoot_tol) & np.isfinite(lengths)
+    bound = _fisher_rao_bound(metric, a, b)
+    if bound is not None:
+        # a length below the rigorous lower bound proves the discrete path is no geodesic
+        ok &= lengths >= (1.0 - settings.shoot_tol) * bound
     dev = _deviation(metric, path, x[1:-1])
     out = {"ratio": float(seg.sum() / end), "deviation": float(dev.mean() / end),
            "converged": bool(np.all(ok[:n])), "shoot_miss": miss,
+           "fr_bound": np.full(n + 1, np.nan) if bound is None else bound,
+           "lengths": lengths,
            "logmaps_converged": int(ok.sum()), "residual": float(np.max(np.asarray(sols.gradient))),
            "path": path}
     if predict:
@@ -471,14 +542,14 @@ def real_geodesic_study(
         generated = set() if traj.token_ids is None else set(int(t) for t in traj.token_ids[1:])
         for name in METRICS:
             m = None if name == "euclidean" else metrics[name]
-            r = trajectory_measures(m, traj.points, s)
+            r = trajectory_measures(m, traj.points, s.for_metric(name))
             if traj.token_ids is not None:
                 top = int(np.argmax(np.asarray(base.logits(jnp.asarray(r["launch_end"])))))
                 r["capture"] = float(top in generated)
             rec[name] = r
         if s.ridge_check is not None:
             chk = metrics["output"]._copy(ridge=s.ridge_check)
-            c = trajectory_measures(chk, traj.points, s, predict=False)
+            c = trajectory_measures(chk, traj.points, s.for_metric("output"), predict=False)
             rec["output_ridge_check"] = {"ratio": c["ratio"], "converged": c["converged"]}
         records.append(rec)
     fit_info = None if pfit is None else {
@@ -531,6 +602,12 @@ def summarise(study: dict[str, Any], settings: RealGeodesicSettings | None = Non
                          for r in recs)
             e: dict[str, Any] = {"n_used": len(used), "n_dropped": len(recs) - len(used),
                                  "logmaps_converged": [passed, total]}
+            bounds = [(np.asarray(r[m]["lengths"]), np.asarray(r[m]["fr_bound"])) for r in recs
+                      if "fr_bound" in r[m]]
+            if bounds and np.all(np.isfinite(np.concatenate([b for _, b in bounds]))):
+                # log maps shorter than the Fisher–Rao lower bound: provably not geodesics
+                e["below_fr_bound"] = [int(sum(np.sum(ln < (1.0 - s.shoot_tol) * b)
+                                               for ln, b in bounds)), total]
             if len(used) >= 2:
                 logr = np.log([r[m]["ratio"] for r in used])
                 e["length_ratio"] = _ci(np.exp(logr), s)

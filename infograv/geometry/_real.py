@@ -287,6 +287,38 @@ class OutputMetric(AbstractMetric):
         r = p * (x - jnp.dot(p, x))
         return self._vjp_u(h, (r @ self.head.astype(h.dtype)) / self._tdt(h))
 
+    def embedding(self, h: Point) -> Float[Array, " M"]:
+        r"""An isometric embedding `F(h) = (2√P(h), √λ h)` in `ℝ^{N + d}`.
+
+        The Fisher metric is the pullback of four times the Euclidean metric on the square
+        roots of the probabilities (`Σ_i dP_i²/P_i = 4 Σ_i (d√P_i)²`), so
+
+        $$g(h) = \partial F(h)^\top \partial F(h),$$
+
+        exactly, ridge included. A path's length in `g` is the length of its image, and the
+        distance between `h` and `h'` is at least the chord `|F(h) − F(h')|` and at least the
+        Fisher–Rao distance `2 arccos Σ_i √(P_i(h) P_i(h'))` of the simplex. A discrete path
+        `p_0 … p_K` has the lower bound `Σ_k |F(p_{k+1}) − F(p_k)|` of its length, which a
+        quadrature of `g` along the segments (e.g. `geodesic.path_energy`) does not: where `P`
+        changes from one peaked distribution to another within one segment, the metric at the
+        segment's midpoint can be tiny (see `docs/geometry/real.md`).
+
+        Returns:
+            `(N + d,)`.
+
+        Example:
+            >>> import jax, jax.numpy as jnp, numpy as np
+            >>> from infograv.geometry import OutputMetric
+            >>> W = jnp.asarray(np.random.default_rng(0).normal(size=(50, 4)))
+            >>> m = OutputMetric(W, ridge=0.1)
+            >>> h = jnp.array([0.1, -0.2, 0.3, 0.0])
+            >>> jac = jax.jacfwd(m.embedding)(h)
+            >>> bool(jnp.allclose(jac.T @ jac, m.metric(h), atol=1e-5))
+            True
+        """
+        root = 2.0 * jnp.exp(0.5 * self.log_prob(h))
+        return jnp.concatenate([root, jnp.sqrt(self.ridge.astype(h.dtype)) * h])
+
     # -- AbstractMetric -------------------------------------------------------------------------
     def metric(self, h: Point) -> MetricMatrix:
         w = self.head.astype(h.dtype)
