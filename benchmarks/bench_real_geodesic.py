@@ -1,7 +1,7 @@
 """Benchmark: the log map in SmolLM2's output (Fisher–Rao) metric at d = 576.
 
     .venv/bin/python benchmarks/bench_real_geodesic.py [--pairs 1] [--k 512] [--ridge 1e-5]
-        [--n-steps 4] [--max-steps 20] [--no-scipy] [--no-dense] [--quick]
+        [--n-steps 4] [--max-steps 20] [--precond-rank 512] [--no-scipy] [--no-dense] [--quick]
 
 Pairs: a prompt's final hidden state `h` (after the final norm) and `h + δ`, `δ` a random
 direction scaled to metric length 0.1 (`δᵀgδ = 0.01`), so that every solver converges.
@@ -22,8 +22,9 @@ printed apart):
    (`FunctionMetric`, `general_acceleration`), and SciPy `solve_bvp` on `(x, v)` with
    infograv's `Γ`; ratios to infograv at the same vocabulary.
 
-Pairs run one at a time (no `vmap` over `log_map`: its endpoint check factorises the metric with
-LAPACK, whose batched CPU kernels can stall XLA's thread pool, see `infograv.geometry._real`).
+Pairs run one at a time, so that the time per pair is the time of one log map. (`log_map`'s
+endpoint check no longer calls LAPACK, see `infograv.geometry._dense`, so batching them with
+`vmap` is safe.) `--precond-rank` sets the CG preconditioner's rank (tokens).
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=5, help="Levenberg–Marquardt budget")
     ap.add_argument("--lbfgs-steps", type=int, default=30, help="L-BFGS steps, discrete geodesic")
     ap.add_argument("--repeat", type=int, default=1, help="timed calls after the compiling one")
+    ap.add_argument("--precond-rank", type=int, default=512, help="tokens in the CG preconditioner")
     ap.add_argument("--no-scipy", action="store_true")
     ap.add_argument("--shooting", action="store_true",
                     help="also the Levenberg–Marquardt shooting log map at top-K (slow: minutes)")
@@ -182,8 +184,8 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
           f"{os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs", flush=True)
     model = load_language_model("smollm2")
-    full = geo.OutputMetric.from_language_model(model, ridge=args.ridge, precond_rank=128,
-                                                cg_rtol=1e-8)
+    full = geo.OutputMetric.from_language_model(model, ridge=args.ridge,
+                                                precond_rank=args.precond_rank, cg_rtol=1e-8)
     rng = np.random.default_rng(0)
     a, b = _pairs(model, full, args.pairs, rng)
     ids = full.top_tokens(jnp.concatenate([a, b]), args.k // 2)

@@ -61,8 +61,12 @@ RULE = (
     "metric captures when the interval of the paired difference of capture rates (metric minus "
     "straight line) lies above 0. Output-metric results count only if they are stable in the "
     "ridge: the geodesicity estimate at lambda and at lambda/10 differ by less than the "
-    "interval's half-width. Only log maps that pass the shooting check count (the exp map of "
-    "the log map's velocity lands within shoot_tol of the end point): a trajectory with a "
+    "interval's half-width. Only log maps that pass their check count: the shooting check (the "
+    "exp map of the log map's velocity lands within shoot_tol of the end point, measured in the "
+    "metric at the end point relative to the log map's length) or, for the output metric's "
+    "lengths, the refinement check (the length with twice the segments agrees within shoot_tol "
+    "and is at least (1 - shoot_tol) times the Fisher-Rao lower bound); continuations and "
+    "launches need the shooting check in every metric. A trajectory with a "
     "failed log map is left out of that metric's geodesicity, a failed continuation or launch "
     "out of its prediction or capture; the numbers left out are reported. A measure with fewer "
     "than two trajectories left is not estimable."
@@ -102,7 +106,12 @@ class RealGeodesicSettings:
         precond_rank: tokens in the output metric's CG preconditioner.
         cg_rtol: relative residual of the output metric's CG solves.
         shoot_tol: a log map counts as converged when the exp map of its velocity lands within
-            `shoot_tol · |x₁ − x₀|` of its end point (the shooting residual).
+            `shoot_tol` of its end point `x₁`, relative (the shooting residual; see
+            `shoot_norm`).
+        shoot_norm: how the shooting residual `e − x₁` is measured: `"metric"`, its length in
+            the metric at `x₁` over the log map's length (coordinate-free: a miss along
+            directions the metric hardly sees, e.g. the output metric's near-null ones, counts
+            as little as they do); `"euclidean"`, `|e − x₁| / |x₁ − x₀|`. Both are recorded.
         truncation_checks: trajectories whose `Γ` truncation error is measured (at their first
             state, `v = x₁ − x₀`; each check forms the full-vocabulary metric densely).
         n_boot: bootstrap resamples.
@@ -132,6 +141,7 @@ class RealGeodesicSettings:
     precond_rank: int = 256
     cg_rtol: float = 1e-8
     shoot_tol: float = 0.05
+    shoot_norm: str = "metric"
     truncation_checks: int = 4
     n_boot: int = 2000
     seed: int = 0
@@ -147,6 +157,9 @@ class RealGeodesicSettings:
             raise ValueError(f"n_prompts: expected an int ≥ 1, got {self.n_prompts!r}.")
         if not self.shoot_tol > 0:
             raise ValueError(f"shoot_tol: expected > 0, got {self.shoot_tol!r}.")
+        if self.shoot_norm not in ("metric", "euclidean"):
+            raise ValueError(f"shoot_norm: expected 'metric' or 'euclidean', got "
+                             f"{self.shoot_norm!r}.")
 
     def for_metric(self, name: str) -> RealGeodesicSettings:
         """The settings a metric's log and exp maps use: for `"output"` the `output_*` values
@@ -288,17 +301,19 @@ class _Geodesics(eqx.Module):
 
 
 @eqx.filter_jit
-def _logmaps(metric: Any, a: Any, b: Any, n_steps: int, max_steps: int) -> _Geodesics:
+def _logmaps(metric: Any, a: Any, b: Any, n_steps: int, max_steps: int, init: Any = None
+             ) -> _Geodesics:
     """Discrete geodesics `a → b` (batched): the discrete path energy (`_discrete_energy`: the
     midpoint rule `geodesic.path_energy`, or for the output metric the chords of its isometric
     embedding) minimised by L-BFGS over the interior points, in coordinates whitened by the
     Cholesky factor of the metric at the chord's midpoint (so that the badly conditioned output
-    metric does not stall the optimiser); `max_steps` L-BFGS steps at most."""
+    metric does not stall the optimiser); `max_steps` L-BFGS steps at most; from the straight
+    line, or from the paths `init` `(B, n_steps + 1, d)`."""
 
-    def one(p: Any, q: Any) -> Any:
+    def one(p: Any, q: Any, start: Any) -> Any:
         low = cholesky(metric.metric(0.5 * (p + q)))
         frac = jnp.linspace(0.0, 1.0, n_steps + 1, dtype=p.dtype)[1:-1, None]
-        straight = p[None, :] + frac * (q - p)[None, :]
+        straight = p[None, :] + frac * (q - p)[None, :] if start is None else start[1:-1]
         args = (metric, p, q, straight, low)
         sol: Any = optx.minimise(_WhitenedEnergy(), optx.LBFGS(rtol=1e-9, atol=1e-9),
                             jnp.zeros_like(straight), args=args, max_steps=max_steps,
@@ -310,8 +325,18 @@ def _logmaps(metric: Any, a: Any, b: Any, n_steps: int, max_steps: int) -> _Geod
         vel = 0.5 * n_steps * (-3.0 * path[0] + 4.0 * path[1] - path[2])
         return length, vel, path, jnp.max(jnp.abs(grad))
 
-    length, vel, path, grad = jax.vmap(one)(a, b)
+    if init is None:
+        length, vel, path, grad = jax.vmap(lambda p, q: one(p, q, None))(a, b)
+    else:
+        length, vel, path, grad = jax.vmap(one)(a, b, init)
     return _Geodesics(length, vel, path, grad)
+
+
+def _refined(path: Any) -> Any:
+    """Paths `(B, K + 1, d)` with the midpoint of every segment inserted: `(B, 2K + 1, d)`."""
+    mid = 0.5 * (path[:, 1:] + path[:, :-1])
+    both = jnp.stack([path[:, :-1], mid], axis=2).reshape(path.shape[0], -1, path.shape[2])
+    return jnp.concatenate([both, path[:, -1:]], axis=1)
 
 
 @eqx.filter_jit
@@ -365,13 +390,19 @@ def trajectory_measures(
     `Σ_k d(x_k, x_{k+1}) / d(x_0, x_{L−1})` and the deviation of the intermediate points;
     then the exp maps of the continuations `exp_{x_k}(−log_{x_k} x_{k−1})` and of the launch
     from `x_0`. **Every log map is checked by shooting**: the exp map of its velocity
-    `v = log_a(b)` must land within `settings.shoot_tol · |b − a|` of `b`; a discrete path that
-    is not a geodesic (an unconverged minimisation, or too few segments for the metric's
-    variation) fails it. For the output metric a log map must also be at least
-    `(1 − shoot_tol)` times the Fisher–Rao distance `2 arccos Σ_i √(P_i(a) P_i(b))` between the
-    two next-token distributions on the simplex, a rigorous lower bound of its length (the
-    metric is that distance's pullback). The ratio counts (`converged`) only when every log map
-    it uses passed; a continuation only when its log map passed.
+    `v = log_a(b)` must land within `settings.shoot_tol` of `b` (relative, in the norm of
+    `settings.shoot_norm`: by default the metric at `b` over the log map's length); a discrete
+    path that is not a geodesic (an unconverged minimisation, or too few segments for the
+    metric's variation) fails it. The output metric's lengths are checked otherwise (its
+    geodesics turn so sharply near their ends that no velocity taken from a discrete path of a
+    few dozen segments passes the shooting check, while their lengths converge): each log map is
+    solved again with twice the segments from the path found, the finer length is used, and it
+    counts when the two agree within `shoot_tol` and it is at least `(1 − shoot_tol)` times the
+    Fisher–Rao distance `2 arccos Σ_i √(P_i(a) P_i(b))` between the two next-token
+    distributions on the simplex, a rigorous lower bound (the metric is that distance's
+    pullback). The ratio counts (`converged`) only when every log map it uses passed its check;
+    a continuation or a launch, which use the velocity, only when its log map passed the
+    shooting check (in every metric).
 
     `metric=None` is the Euclidean metric in closed form (straight lines, always converged).
 
@@ -387,9 +418,12 @@ def trajectory_measures(
         "fr_bound" (L + 1,), "logmaps_converged", "residual", "path" (the geodesic
         x_0 → x_{L−1}), and with `predict`: "log_err_ratio" (L − 2,), "err_geo", "err_lin",
         "pred_converged" (L − 2,), "launch_end", "launch_converged"}`. `shoot_miss` is the
-        relative shooting residual, `lengths` the lengths and `fr_bound` the Fisher–Rao lower
-        bounds (NaN but for the output metric) of the log maps `x_k → x_{k−1}`
-        (k = 1 … L − 1), `x_0 → x_{L−1}`, `x_0 → x_1`.
+        relative shooting residual, `lengths` the lengths, `fr_bound` the Fisher–Rao lower
+        bounds and `refinement` the relative change of length with twice the segments (both
+        NaN but for the output metric) of the log maps `x_k → x_{k−1}` (k = 1 … L − 1),
+        `x_0 → x_{L−1}`, `x_0 → x_1`; `logmaps_converged` counts those that passed their check,
+        `shots_converged` those that passed the shooting check. With `predict=False` the output
+        metric's exp maps are skipped (its shooting residuals are then NaN).
 
     Raises:
         ValueError: fewer than 3 points.
@@ -419,6 +453,8 @@ def trajectory_measures(
         out: dict[str, Any] = {
             "ratio": float(seg.sum() / end), "deviation": float(dev.mean() / end),
             "converged": True, "shoot_miss": np.zeros(n + 1), "logmaps_converged": n + 1,
+            "shoot_miss_euclidean": np.zeros(n + 1), "shoot_miss_metric": np.zeros(n + 1),
+            "shots_converged": n + 1, "refinement": np.full(n + 1, np.nan),
             "lengths": np.r_[seg, end, seg[0]], "fr_bound": np.full(n + 1, np.nan),
             "residual": 0.0, "path": path}
         if predict:
@@ -432,9 +468,19 @@ def trajectory_measures(
     b = jnp.concatenate([xj[:-1], xj[-1:], xj[1:2]])
     sols = _logmaps(metric, a, b, settings.n_steps, settings.max_steps)
     lengths = np.asarray(sols.length)
+    vel = sols.velocity
+    bound = _fisher_rao_bound(metric, a, b)
+    refine = None
+    if bound is not None:
+        # the output metric's lengths: checked by refinement (twice the segments, from the
+        # path found) and against the Fisher–Rao lower bound
+        fine = _logmaps(metric, a, b, 2 * settings.n_steps, settings.max_steps,
+                        init=_refined(sols.path))
+        coarse, lengths = lengths, np.asarray(fine.length)
+        refine = np.abs(lengths - coarse) / lengths
+        sols = fine
     seg, end = lengths[: n - 1], float(lengths[n - 1])
     path = np.asarray(sols.path[n - 1])
-    vel = sols.velocity
     # one batch of exp maps: the shooting check of every log map, then the continuations
     # exp_{x_k}(−log_{x_k} x_{k−1}), k = 1 … L−2, and the launch from x_0 with the velocity
     # that reaches x_1 at parameter 1, continued to parameter L − 1
@@ -442,18 +488,28 @@ def trajectory_measures(
     if predict:
         starts += [xj[1:-1], xj[:1]]
         vels += [-vel[: n - 2], (n - 1) * vel[n:]]
-    ends = np.asarray(_expmaps(metric, jnp.concatenate(starts), jnp.concatenate(vels),
-                               settings.exp_steps))
     an, bn = np.asarray(a), np.asarray(b)
-    miss = np.linalg.norm(ends[: n + 1] - bn, axis=1) / np.linalg.norm(bn - an, axis=1)
-    ok = np.isfinite(miss) & (miss <= settings.shoot_tol) & np.isfinite(lengths)
-    bound = _fisher_rao_bound(metric, a, b)
-    if bound is not None:
+    if refine is None or predict:
+        ends = np.asarray(_expmaps(metric, jnp.concatenate(starts), jnp.concatenate(vels),
+                                   settings.exp_steps))
+        euclid = np.linalg.norm(ends[: n + 1] - bn, axis=1) / np.linalg.norm(bn - an, axis=1)
+        in_metric = np.asarray(_norms(metric, b, jnp.asarray(ends[: n + 1]) - b)) / lengths
+    else:  # the output metric's ridge check needs its lengths only
+        euclid = in_metric = np.full(n + 1, np.nan)
+    miss = in_metric if settings.shoot_norm == "metric" else euclid
+    shot = np.isfinite(miss) & (miss <= settings.shoot_tol) & np.isfinite(lengths)
+    if refine is None:
+        ok = shot
+    else:
         # a length below the rigorous lower bound proves the discrete path is no geodesic
-        ok &= lengths >= (1.0 - settings.shoot_tol) * bound
+        ok = ((refine <= settings.shoot_tol) & np.isfinite(lengths)
+              & (lengths >= (1.0 - settings.shoot_tol) * bound))
     dev = _deviation(metric, path, x[1:-1])
     out = {"ratio": float(seg.sum() / end), "deviation": float(dev.mean() / end),
            "converged": bool(np.all(ok[:n])), "shoot_miss": miss,
+           "shoot_miss_euclidean": euclid, "shoot_miss_metric": in_metric,
+           "shots_converged": int(shot.sum()),
+           "refinement": np.full(n + 1, np.nan) if refine is None else refine,
            "fr_bound": np.full(n + 1, np.nan) if bound is None else bound,
            "lengths": lengths,
            "logmaps_converged": int(ok.sum()), "residual": float(np.max(np.asarray(sols.gradient))),
@@ -462,8 +518,8 @@ def trajectory_measures(
         pred, launch = ends[n + 1: 2 * n - 1], ends[2 * n - 1]
         err_geo = np.linalg.norm(pred - x[2:], axis=1)
         out.update({"log_err_ratio": np.log(err_geo / err_lin), "err_geo": err_geo,
-                    "err_lin": err_lin, "pred_converged": ok[: n - 2].copy(),
-                    "launch_end": launch, "launch_converged": bool(ok[n])})
+                    "err_lin": err_lin, "pred_converged": shot[: n - 2].copy(),
+                    "launch_end": launch, "launch_converged": bool(shot[n])})
     return out
 
 
@@ -600,8 +656,10 @@ def summarise(study: dict[str, Any], settings: RealGeodesicSettings | None = Non
             total = sum(len(r[m].get("shoot_miss", [])) for r in recs)
             passed = sum(int(r[m].get("logmaps_converged", len(r[m].get("shoot_miss", []))))
                          for r in recs)
+            shots = sum(int(r[m].get("shots_converged", 0)) for r in recs)
             e: dict[str, Any] = {"n_used": len(used), "n_dropped": len(recs) - len(used),
-                                 "logmaps_converged": [passed, total]}
+                                 "logmaps_converged": [passed, total],
+                                 "shots_converged": [shots, total]}
             bounds = [(np.asarray(r[m]["lengths"]), np.asarray(r[m]["fr_bound"])) for r in recs
                       if "fr_bound" in r[m]]
             if bounds and np.all(np.isfinite(np.concatenate([b for _, b in bounds]))):
