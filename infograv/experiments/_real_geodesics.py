@@ -498,7 +498,7 @@ def trajectory_measures(
         euclid = in_metric = np.full(n + 1, np.nan)
     miss = in_metric if settings.shoot_norm == "metric" else euclid
     shot = np.isfinite(miss) & (miss <= settings.shoot_tol) & np.isfinite(lengths)
-    if refine is None:
+    if refine is None or bound is None:
         ok = shot
     else:
         # a length below the rigorous lower bound proves the discrete path is no geodesic
