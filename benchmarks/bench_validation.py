@@ -6,7 +6,7 @@
     python benchmarks/bench_validation.py --scale 300 3000 10000   # the study's scaling curve
 
 `--scale` runs the whole study (`run_validation`, the quick settings with every prompt kept:
-no cap on the training, held-out and mass prompts; the fit on its default subsample of 512
+no cap on the training, held-out and mass prompts; the fit on its default subsample of 256
 training prompts) on N synthetic prompts, each N in a fresh process, and prints prompts per
 second and the process's peak resident memory beside the memory the dense (prompts x
 vocabulary) float64 rows alone would take. The distribution cache is off, so every prompt goes
@@ -168,6 +168,8 @@ def bench_scale(sizes: list[int]) -> None:
         print(f"| {n} | {r['n_train']} / {r['n_heldout']} / {r['n_fit']} | {r['wall_s']:.0f} | "
               f"{n / r['wall_s']:.1f} | {peak:.2f} | {dense:.2f} | {dense / peak:.2f} |",
               flush=True)
+        print("  stages (s): " + ", ".join(f"{k} {v:.0f}" for k, v in r["timings_s"].items())
+              + f" ({_load()})", flush=True)
     print(f"({_load()} at end)")
     print("\nper-stage wall times (s)")
     stages = [k for k in rows[0]["timings_s"] if not k.startswith("total")]

@@ -176,9 +176,9 @@ def compare_families(
     """Fit every family on the training prompts and compare them on the held-out prompts.
 
     Arguments:
-        data: `{"train": (logp, hidden), "heldout": (logp, hidden)}`; the held-out entry may
-            also be a [`Rows`][infograv.experiments._stream.Rows] read from a
-            `DistributionStore` chunk by chunk (memory flat in the number of prompts).
+        data: `{"train": (logp, hidden), "heldout": (logp, hidden)}`; either entry may also
+            be a [`Rows`][infograv.experiments._stream.Rows] read from a `DistributionStore`
+            (the held-out one chunk by chunk: memory flat in the number of prompts).
         embedding: `(V, d)`.
         potentials: `{name: Potential}` (built-in names get their limit starts, `LIMITS`).
         query_maps: the maps to fit; the first is the primary one (refits, dimension sweep).
@@ -196,10 +196,12 @@ def compare_families(
         "per_prompt": {name: {...}}, "paired": {name: {...}}, "dims": {...},
         "baseline_dot": {...}}`.
     """
-    lp_tr, h_tr = data["train"]
+    train = _rows(data["train"])
+    lp_tr, h_tr = train.take(np.arange(len(train)))
     held = _rows(data["heldout"])
     unit = length_unit(h_tr, lp_tr, embedding)
     dtr = prepare_fit_data(h_tr, lp_tr, embedding, unit)
+    del lp_tr, train  # the fit reads `dtr` only (a store's rows are not held twice)
     dte = _HeldOutData(held, embedding, unit, dtr)
     kw: dict[str, Any] = {"n_boot": n_boot, "level": level, "seed": seed}
     names = _order(list(potentials))

@@ -156,7 +156,7 @@ class ValidationSettings:
     refit_steps: int = 40
     max_train: int | None = None
     max_heldout: int | None = None
-    max_fit_prompts: int | None = 512
+    max_fit_prompts: int | None = 256
     figure_prompts: int = 200
     n_boot: int = 2000
     level: float = 0.95
@@ -1010,7 +1010,7 @@ def run_validation(
     store = stream_distributions(
         lambda ts: _raw_distributions(model, ts, cache), [p.text for p in prompts_all],
         embedding, neighbourhood_k=min(settings.neighbourhood_k, V - 1),
-        chunk=chunk_rows(len(prompts_all), V, 1 << 24))
+        chunk=chunk_rows(len(prompts_all), V))
     with store:
         results = _run_stages(out, model, label, source, store, train, held, prompts_all,
                               embedding, settings, kernels, cache, builtin, records, has_cats,
@@ -1047,8 +1047,8 @@ def _run_stages(out: Path, model: Any, label: str, source: str, store: Any,
     heldout = Rows(store, idx=np.arange(n_tr, len(prompts_all)))
     say("fitting kernel families" + (f" on {len(fit_idx)} of {n_tr} training prompts"
                                      if len(fit_idx) < n_tr else ""))
-    fit = fit_study({"train": (store.rows(fit_idx), store.hidden[fit_idx]),
-                     "heldout": heldout}, embedding, settings, say, kernels)
+    fit = fit_study({"train": Rows(store, idx=fit_idx), "heldout": heldout}, embedding,
+                    settings, say, kernels)
     fit["n_fit_prompts"] = int(len(fit_idx))
     results["fit"] = fit
     tick("fit")

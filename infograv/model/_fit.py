@@ -148,9 +148,11 @@ class FitData(NamedTuple):
 def length_unit(hidden: Any, logp: Any, embedding: Any) -> float:
     """The fit's length unit: median distance from each `h` to its 8 most likely tokens."""
     h = np.asarray(hidden, np.float64)
-    lp = np.asarray(logp, np.float64)
+    lp = np.asarray(logp)
     emb = np.asarray(embedding)
-    top = np.argpartition(-lp, 8, axis=1)[:, :8]
+    step = max(1, (1 << 22) // max(1, lp.shape[1]))
+    top = np.concatenate([np.argpartition(-lp[i:i + step], 8, axis=1)[:, :8]
+                          for i in range(0, len(lp), step)])
     diff = h[:, None, :] - emb[top].astype(np.float64)
     return float(np.median(np.sqrt(np.sum(diff * diff, axis=-1))))
 
@@ -185,20 +187,30 @@ def prepare_fit_data(hidden: Any, logp: Any, embedding: Any, unit: float,
     if shared is not None and (shared.emb.shape != es.shape or not np.allclose(
             np.asarray(shared.emb[:4]), es[:4], rtol=1e-6, atol=0.0)):
         raise ValueError("shared: prepared from another embedding or unit.")
-    # renormalise in float64: log-probabilities computed in float32 sum to 1 only to ~1e-7, and
-    # the loss's log-partition term (|log Z| ~ 1e4 at the fitted scale) multiplies that error
-    m = lp.max(axis=1, keepdims=True)
-    lp = lp - (m + np.log(np.sum(np.exp(lp - m), axis=1, keepdims=True)))
-    p = np.exp(lp)
+    B, V = lp.shape
+    p = np.empty((B, V), np.float64)
+    negent = np.empty(B, np.float64)
+    # in blocks of rows, so that the temporaries are one block, not (B, V) each
+    step = max(1, (1 << 22) // max(1, V))
+    for i in range(0, B, step):
+        blk = lp[i:i + step]
+        # renormalise in float64: log-probabilities computed in float32 sum to 1 only to ~1e-7,
+        # and the loss's log-partition term (|log Z| ~ 1e4 at the fitted scale) multiplies it
+        m = blk.max(axis=1, keepdims=True)
+        blk = blk - (m + np.log(np.sum(np.exp(blk - m), axis=1, keepdims=True)))
+        pb = np.exp(blk)
+        p[i:i + step] = pb
+        negent[i:i + step] = np.sum(np.where(pb > 0, pb * blk, 0.0), axis=1)
     if shared is None:
         emb_j, esq_j = jnp.asarray(es), jnp.asarray(np.sum(es * es, axis=1))
         cscale = jnp.asarray(1.0 / np.sqrt(np.mean(np.sum(es * es, axis=1))))
     else:
         emb_j, esq_j, cscale = shared.emb, shared.esq, shared.cscale
+    p_j = jnp.asarray(p)
+    del p
     return FitData(
         z=jnp.asarray(hs @ es.T), h=jnp.asarray(hs), hsq=jnp.asarray(np.sum(hs * hs, axis=1)),
-        emb=emb_j, esq=esq_j, p=jnp.asarray(p),
-        negent=jnp.asarray(np.sum(np.where(p > 0, p * lp, 0.0), axis=1)), cscale=cscale)
+        emb=emb_j, esq=esq_j, p=p_j, negent=jnp.asarray(negent), cscale=cscale)
 
 
 # --------------------------------------------------------------------------------------------
