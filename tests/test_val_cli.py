@@ -19,7 +19,7 @@ def test_every_option_has_help_and_the_help_ends_with_an_example():
     for action in p._actions:
         assert action.help, action.option_strings
     for flag in ("--prompts", "--model", "--kernel", "--families", "--no-cache", "--quick",
-                 "--out", "--quiet", "--seed", "--bootstrap", "--steps"):
+                 "--out", "--quiet", "--seed", "--bootstrap", "--steps", "--fit-prompts"):
         assert flag in p.format_help()
     assert p.format_help().rstrip().endswith("--quick --out my_study")
 
@@ -27,8 +27,9 @@ def test_every_option_has_help_and_the_help_ends_with_an_example():
 def test_options_map_onto_the_settings():
     a = _parser().parse_args(["--quick", "--families", "harmonic,plummer", "--bootstrap", "100",
                               "--steps", "7", "--seed", "3", "--kernel", "a.toml",
-                              "--kernel", "b.toml", "--no-cache"])
+                              "--kernel", "b.toml", "--no-cache", "--fit-prompts", "64"])
     s = _settings(a)
+    assert s.max_fit_prompts == 64
     q = ValidationSettings.quick()
     assert (s.families, s.n_boot, s.max_steps, s.seed) == (("harmonic", "plummer"), 100, 7, 3)
     assert s.max_train == q.max_train  # the rest of the quick settings is kept
@@ -41,6 +42,8 @@ def test_options_map_onto_the_settings():
     (["--families", "coulomb"], "unknown kernel family coulomb"),
     (["--steps", "0"], "positive integer"),
     (["--bootstrap", "many"], "positive integer"),
+    (["--fit-prompts", "-3"], "positive integer"),
+    (["--fit-prompts", "1"], "integer >= 2"),
 ])
 def test_bad_options_name_what_is_valid(argv, message, capsys):
     with pytest.raises(SystemExit):

@@ -37,6 +37,13 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _two_or_more(text: str) -> int:
+    v = _positive_int(text)
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {v}")
+    return v
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -79,6 +86,10 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bootstrap resamples (default: 2000; 500 with --quick)")
     parser.add_argument("--steps", type=_positive_int, default=None, metavar="N",
                         help="L-BFGS step limit of each fit (default: 300; 200 with --quick)")
+    parser.add_argument("--fit-prompts", type=_two_or_more, default=None, metavar="N",
+                        help="fit the kernels on at most N training prompts, a seeded subsample "
+                             "(default: 256; the held-out evaluation always uses every "
+                             "held-out prompt)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -93,6 +104,8 @@ def _settings(args: argparse.Namespace) -> Any:
         changes["n_boot"] = max(10, int(args.bootstrap))
     if args.steps is not None:
         changes["max_steps"] = int(args.steps)
+    if args.fit_prompts is not None:
+        changes["max_fit_prompts"] = int(args.fit_prompts)
     return dataclasses.replace(s, **changes)
 
 
