@@ -183,10 +183,14 @@ def prepare_fit_data(hidden: Any, logp: Any, embedding: Any, unit: float,
                          "(B, d), (B, V), (V, d) with matching B, V, d.")
     if not unit > 0:
         raise ValueError(f"unit: must be positive, got {unit!r}.")
-    hs, es = h / unit, emb / unit
-    if shared is not None and (shared.emb.shape != es.shape or not np.allclose(
-            np.asarray(shared.emb[:4]), es[:4], rtol=1e-6, atol=0.0)):
-        raise ValueError("shared: prepared from another embedding or unit.")
+    hs = h / unit
+    if shared is not None:
+        if shared.emb.shape != emb.shape or not np.allclose(
+                np.asarray(shared.emb[:4]), emb[:4] / unit, rtol=1e-6, atol=0.0):
+            raise ValueError("shared: prepared from another embedding or unit.")
+        es = np.asarray(shared.emb)  # the same numbers, not divided again (1.3 GB for Gemma 3)
+    else:
+        es = emb / unit
     B, V = lp.shape
     p = np.empty((B, V), np.float64)
     negent = np.empty(B, np.float64)
