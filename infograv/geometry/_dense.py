@@ -19,6 +19,7 @@ are unrolled, so the small metrics of the toy geometries pay no loop overhead.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -65,7 +66,13 @@ def cholesky(a: Any) -> Any:
         >>> cholesky(jnp.array([[4.0, 2.0], [2.0, 5.0]])).tolist()
         [[2.0, 0.0], [1.0, 2.0]]
     """
-    a = _square(a)
+    return _cholesky(_square(a))
+
+
+@jax.jit
+def _cholesky(a: Any) -> Any:
+    # jitted (here and below): called outside `jit`, a loop would be traced and compiled anew
+    # at every call
     n = a.shape[0]
     idx = jnp.arange(n)
 
@@ -77,6 +84,7 @@ def cholesky(a: Any) -> Any:
     return _loop(n, column, jnp.zeros_like(a))
 
 
+@functools.partial(jax.jit, static_argnames="reverse")
 def _substitute(mat: Any, diag: Any, b: Any, reverse: bool) -> Any:
     # solve a triangular system row by row; `mat` may hold anything in the other triangle:
     # the unsolved entries of x are still zero, so the full row product is the partial sum
@@ -162,17 +170,22 @@ def lu_factor(a: Any) -> tuple[Any, Any, Any]:
         >>> lu.tolist(), perm.tolist(), float(sign)
         ([[4.0, 4.0], [0.25, 1.0]], [1, 0], -1.0)
     """
-    a = _square(a)
+    return _lu(_square(a))
+
+
+@jax.jit
+def _lu(a: Any) -> tuple[Any, Any, Any]:
     n = a.shape[0]
     idx = jnp.arange(n)
 
     def step(j: Any, state: Any) -> Any:
         lu, perm, sign = state
         p = jnp.argmax(jnp.where(idx >= j, jnp.abs(lu[:, j]), -1.0))
+        # swap rows j and p by selects (cheaper than a scatter at a traced row)
         row_j, row_p = lu[j], lu[p]
-        lu = lu.at[j].set(row_p).at[p].set(row_j)
+        lu = jnp.where((idx == p)[:, None], row_j[None, :], lu).at[j].set(row_p)
         perm_j, perm_p = perm[j], perm[p]
-        perm = perm.at[j].set(perm_p).at[p].set(perm_j)
+        perm = jnp.where(idx == p, perm_j, perm).at[j].set(perm_p)
         sign = jnp.where(p != j, -sign, sign)
         pivot = lu[j, j]
         safe = jnp.where(pivot != 0, pivot, 1.0)
