@@ -749,7 +749,7 @@ def _figures(study: dict[str, Any], summary: dict[str, Any], out: pathlib.Path) 
             pc = vt[:2].T
             for m in METRICS:
                 p = (np.asarray(r[m]["path"]) - c) @ pc
-                bad = "" if r[m]["converged"] else " (failed shooting check)"
+                bad = "" if r[m]["converged"] else " (failed its check)"
                 ax.plot(p[:, 0], p[:, 1], color=_COLORS[m], lw=1.2, ls=":" if bad else "-",
                         label=f"geodesic: {m}{bad}")
             o = (obs - c) @ pc
@@ -852,7 +852,8 @@ def run(out: pathlib.Path, settings: RealGeodesicSettings, model: Any = None,
 
 PAPER_SETTINGS = RealGeodesicSettings(
     n_prompts=3, n_new=5, depth_stride=10, vocab=4096, max_steps=40, n_steps=6, exp_steps=8,
-    kde_tokens=2048, n_boot=1000, ridge_check=None, truncation_checks=1)
+    output_n_steps=6, output_max_steps=100, kde_tokens=2048, n_boot=1000, ridge_check=None,
+    truncation_checks=1)
 
 
 def paper_section(out: pathlib.Path, progress: Callable[[str], None]) -> None:
