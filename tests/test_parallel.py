@@ -15,19 +15,23 @@ import pytest
 
 from infograv.parallel import batch_mesh, data_parallel
 
-WORKER = r"""
+#: the start of every worker: 4 CPU devices (set before JAX starts), float64
+FOUR_DEVICES = r"""
 import json, sys
-import diffrax
 import jax
 jax.config.update("jax_num_cpu_devices", 4)
 jax.config.update("jax_enable_x64", True)
+assert jax.device_count() == 4, jax.devices()
+"""
+
+WORKER = r"""
+import diffrax
 import jax.numpy as jnp
 import numpy as np
 from infograv import geodesic as gd, geometry as geo
 from infograv.geometry._metrics import fisher_from_energies
 from infograv.parallel import data_parallel
 
-assert jax.device_count() == 4, jax.devices()
 rng = np.random.default_rng(7)
 B, V, d = 7, 40, 5                      # 7 prompts over 4 devices: one padded row
 emb = jnp.asarray(rng.normal(size=(V, d)))
@@ -90,11 +94,11 @@ print("RESULT " + json.dumps(out))
 
 
 def _in_fresh_interpreter(code: str, timeout: int) -> dict:
-    """Run `code` (which forces 4 CPU devices) in a new Python; its `RESULT {json}` line."""
+    """Run `code` after `FOUR_DEVICES` in a new Python; its `RESULT {json}` line."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, timeout=timeout)
+    res = subprocess.run([sys.executable, "-c", FOUR_DEVICES + code], capture_output=True,
+                         text=True, env=env, timeout=timeout)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])
@@ -119,15 +123,10 @@ def test_rows_are_split_over_all_four_devices(four_devices):
 
 
 FIT_WORKER = r"""
-import json
-import jax
-jax.config.update("jax_num_cpu_devices", 4)
-jax.config.update("jax_enable_x64", True)
 import numpy as np
 from infograv.model import Potential
 from infograv.model import _fit as F
 
-assert jax.device_count() == 4, jax.devices()
 rng = np.random.default_rng(5)
 V, d, B = 120, 5, 23                    # 23 prompts over 4 devices: one padded row
 emb = rng.normal(size=(V, d))
@@ -140,7 +139,7 @@ unit = F.length_unit(h, logp, emb)
 data = F.prepare_fit_data(h, logp, emb, unit)
 F._CHUNK_ELEMS = 4 * V                  # the chunked loss inside each device's rows too
 out = {}
-import infograv.parallel as par
+import infograv.parallel._data as par   # where the fit looks it up
 calls = []
 plain = par.data_parallel
 def counting(fn, **kw):
@@ -173,11 +172,8 @@ def test_the_kernel_fit_is_data_parallel_and_equal_on_four_devices():
 
 
 LM_WORKER = r"""
-import json, sys, tempfile
+import tempfile
 from pathlib import Path
-import jax
-jax.config.update("jax_num_cpu_devices", 4)
-jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp
 import numpy as np
 sys.path.insert(0, "tests")
@@ -185,7 +181,6 @@ from test_lm_arch import GEMMA, random_weights, spm_vocab, write_gguf
 from infograv import lm
 from infograv.lm import _language_model as LM
 
-assert jax.device_count() == 4, jax.devices()
 tokens, scores, types = spm_vocab()
 w = random_weights(np.random.default_rng(1), len(tokens), 2, GEMMA)
 path = Path(tempfile.mkdtemp()) / "tiny-gemma3.gguf"

@@ -128,8 +128,9 @@ def _mean_ci(values: np.ndarray, refit_values: np.ndarray | None, n_boot: int, l
 
     With refits `(R, n)`, replicate `j` uses refit `j mod R` and a resample of the held-out
     prompts (a two-stage bootstrap: training prompts, then held-out prompts)."""
-    est, lo, hi = bootstrap_ci(mean, values, n_boot=n_boot, level=level, seed=seed)
-    _, stats = bootstrap(mean, values, n_boot=n_boot, seed=seed)
+    est, stats = bootstrap(mean, values, n_boot=n_boot, seed=seed)  # one set of resamples
+    a = (1 - level) / 2  # the interval of `bootstrap_ci`, without drawing the resamples again
+    lo, hi = np.quantile(stats, [a, 1 - a]).tolist() if len(stats) else [float("nan")] * 2
     out: dict[str, Any] = {"mean": est, "ci_given_fit": [lo, hi], "ci": [lo, hi],
                            "p_given_fit": p_value(stats, null), "null": null}
     if refit_values is not None and len(refit_values):
@@ -141,7 +142,6 @@ def _mean_ci(values: np.ndarray, refit_values: np.ndarray | None, n_boot: int, l
             done += len(idx)
         reps = np.concatenate(parts)
         reps = reps[np.isfinite(reps)]
-        a = (1 - level) / 2
         out["ci"] = [float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a))]
         out["p"] = p_value(reps, null)
         out["refits"] = int(len(refit_values))

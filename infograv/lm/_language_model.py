@@ -171,12 +171,11 @@ def _last_hidden_batch(model: LanguageModel, tokens: jax.Array, lengths: jax.Arr
                        ) -> tuple[jax.Array, jax.Array]:
     """`_last_hidden`, data-parallel over the prompts when there are several devices (the
     weights are replicated once per model and mesh, then reused)."""
-    n_dev = jax.device_count()
-    if not (_SHARD and n_dev > 1 and jax.process_count() == 1):
+    from ..parallel._data import batch_mesh, data_parallel, splits_locally
+
+    if not (_SHARD and splits_locally()):
         return _last_hidden(model.weights, tokens, lengths)
     from jax.sharding import NamedSharding, PartitionSpec
-
-    from ..parallel import batch_mesh, data_parallel
 
     mesh = batch_mesh()
     key = (id(model.weights), *(int(d.id) for d in mesh.devices.flat))

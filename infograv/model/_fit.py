@@ -286,9 +286,9 @@ def _kl_rows_chunked(pot: Potential, theta: Mapping[str, Any], spec: _Spec,
                      data: FitData) -> jax.Array:
     """`_kl_rows`, over chunks of prompts when `B·V > _CHUNK_ELEMS` (the same numbers), and
     data-parallel over the devices when there are several."""
-    n_dev = jax.device_count()
-    if _SHARD and n_dev > 1 and jax.process_count() == 1 and data.z.shape[0] >= n_dev:
-        from ..parallel import data_parallel
+    from ..parallel._data import data_parallel, splits_locally
+
+    if _SHARD and splits_locally(data.z.shape[0]):
 
         def local(rows: tuple[jax.Array, ...], th: Any, shared: tuple[jax.Array, ...]
                   ) -> jax.Array:

@@ -51,6 +51,20 @@ def batch_mesh(devices: Sequence[Any] | None = None, axis_name: str = _AXIS) -> 
     return Mesh(np.array(devs), (axis_name,))
 
 
+def splits_locally(n_rows: int | None = None) -> bool:
+    """Whether the package's own batch stages (the language model's forward pass, the kernel
+    fit's loss) split their rows over devices: more than one device, one process, and (when
+    given) at least one row per device. With several processes every host computes these
+    stages itself (see `docs/scaling.md`).
+
+    Example:
+        >>> splits_locally() == (jax.device_count() > 1 and jax.process_count() == 1)
+        True
+    """
+    n_dev = jax.device_count()
+    return n_dev > 1 and jax.process_count() == 1 and (n_rows is None or n_rows >= n_dev)
+
+
 def _is_traced(tree: Any) -> bool:
     return any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(tree))
 
