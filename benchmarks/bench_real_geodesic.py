@@ -1,7 +1,8 @@
 """Benchmark: the log map in SmolLM2's output (Fisher–Rao) metric at d = 576.
 
     .venv/bin/python benchmarks/bench_real_geodesic.py [--pairs 1] [--k 512] [--ridge 1e-5]
-        [--n-steps 4] [--max-steps 20] [--precond-rank 512] [--no-scipy] [--no-dense] [--quick]
+        [--n-steps 4] [--max-steps 5] [--lbfgs-steps 30] [--repeat 1] [--precond-rank 512]
+        [--shooting] [--only-topk] [--no-scipy] [--no-dense] [--quick]
 
 Pairs: a prompt's final hidden state `h` (after the final norm) and `h + δ`, `δ` a random
 direction scaled to metric length 0.1 (`δᵀgδ = 0.01`), so that every solver converges.

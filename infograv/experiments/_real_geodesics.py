@@ -40,7 +40,8 @@ import numpy as np
 import optimistix as optx
 
 from .. import geometry as geo
-from ..geodesic import exp_map, path_energy
+from ..geodesic import exp_map
+from ..geodesic._bvp import segment_quads
 from ..geometry._dense import cholesky, solve_lower
 from ._stats import bootstrap_ci, mean
 
@@ -266,24 +267,27 @@ def _build_metrics(
     return {"output": out, "gravity": gravity, "density": density}, ids
 
 
-def _discrete_energy(metric: Any, path: Any) -> Any:
-    """`½ K Σ_k |Δ_k|²`: for the output metric with the chords `Δ_k = F(p_{k+1}) − F(p_k)` of
-    its isometric embedding `F` (`OutputMetric.embedding`), for the others the midpoint rule
-    `Δ_kᵀ g(m_k) Δ_k` (`geodesic.path_energy`)."""
+def _segment_sq(metric: Any, path: Any) -> Any:
+    """Squared lengths `|Δ_k|²` of the segments of a discrete path `(K + 1, n)`: for the output
+    metric the chords `Δ_k = F(p_{k+1}) − F(p_k)` of its isometric embedding `F`
+    (`OutputMetric.embedding`), for the others the midpoint rule `Δ_kᵀ g(m_k) Δ_k` of
+    `geodesic.path_energy`."""
     if isinstance(metric, geo.OutputMetric):
         f = jax.vmap(metric.embedding)(path)
         d = f[1:] - f[:-1]
-        return 0.5 * (path.shape[0] - 1) * jnp.sum(d * d)
-    return path_energy(metric, path)
+        return jnp.sum(d * d, axis=1)
+    return segment_quads(metric, path)
+
+
+def _discrete_energy(metric: Any, path: Any) -> Any:
+    """`½ K Σ_k |Δ_k|²` (`_segment_sq`; for metrics other than the output metric exactly
+    `geodesic.path_energy`)."""
+    return 0.5 * (path.shape[0] - 1) * jnp.sum(_segment_sq(metric, path))
 
 
 def _discrete_length(metric: Any, path: Any) -> Any:
-    if isinstance(metric, geo.OutputMetric):
-        f = jax.vmap(metric.embedding)(path)
-        return jnp.sum(jnp.sqrt(jnp.sum((f[1:] - f[:-1]) ** 2, axis=1)))
-    delta = path[1:] - path[:-1]
-    mid = 0.5 * (path[1:] + path[:-1])
-    return jnp.sum(jnp.sqrt(jax.vmap(metric.inner)(mid, delta, delta)))
+    """`Σ_k |Δ_k|` (`_segment_sq`)."""
+    return jnp.sum(jnp.sqrt(_segment_sq(metric, path)))
 
 
 class _WhitenedEnergy(eqx.Module):
@@ -346,9 +350,9 @@ def _expmaps(metric: Any, x: Any, v: Any, n_steps: int) -> Any:
 
 @eqx.filter_jit
 def _bhattacharyya(metric: Any, a: Any, b: Any) -> Any:
-    pa = jnp.exp(jax.vmap(metric.log_prob)(a))
-    pb = jnp.exp(jax.vmap(metric.log_prob)(b))
-    return jnp.sum(jnp.sqrt(pa * pb), axis=1)
+    """`Σ_i √(P_i(a) P_i(b))`, from the log-probabilities (no underflow of the product)."""
+    la, lb = jax.vmap(metric.log_prob)(a), jax.vmap(metric.log_prob)(b)
+    return jnp.sum(jnp.exp(0.5 * (la + lb)), axis=1)
 
 
 def _fisher_rao_bound(metric: Any, a: Any, b: Any) -> np.ndarray | None:

@@ -92,11 +92,14 @@ def exp_map(metric: AbstractMetric, x0: Any, v0: Any, *, n_steps: int = 64) -> F
 def path_energy(metric: AbstractMetric, path: Float[Array, "K n"]) -> Scalar:
     r"""Discrete path energy `½ Σ_k K Δ_kᵀ g(m_k) Δ_k`, `Δ_k = p_{k+1} − p_k`, `m_k` the
     midpoints, `K` the number of segments: `½ ∫₀¹ g(ẋ, ẋ)` to second order in `1/K`."""
+    return 0.5 * (path.shape[0] - 1) * jnp.sum(segment_quads(metric, path))
+
+
+def segment_quads(metric: AbstractMetric, path: Float[Array, "K n"]) -> jax.Array:
+    """The midpoint rule's squared segment lengths `Δ_kᵀ g(m_k) Δ_k` of a discrete path (the
+    terms of `path_energy`)."""
     delta = path[1:] - path[:-1]
-    mid = 0.5 * (path[1:] + path[:-1])
-    k = delta.shape[0]
-    quad = jax.vmap(metric.inner)(mid, delta, delta)
-    return 0.5 * k * jnp.sum(quad)
+    return jax.vmap(metric.inner)(0.5 * (path[1:] + path[:-1]), delta, delta)
 
 
 def _length(metric: AbstractMetric, xs: Any, vs: Any) -> tuple[Scalar, Scalar]:

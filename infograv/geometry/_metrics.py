@@ -55,7 +55,8 @@ class FunctionMetric(AbstractMetric):
 
     `acceleration` uses the matrix-free form
     [`general_acceleration`][infograv.geometry.general_acceleration]: a JVP and a VJP of
-    `x ↦ g(x) v` and one dense LU solve with lineax; no `n × n × n` array is formed.
+    `x ↦ g(x) v` and one dense LU solve in plain XLA (`infograv.geometry._dense`, no LAPACK);
+    no `n × n × n` array is formed.
 
     Attributes:
         fn: `x ↦ g(x)`, shape `(n,) → (n, n)`, symmetric and non-degenerate.
