@@ -4,12 +4,26 @@ LAPACK call (jaxlib's CPU LAPACK kernels can deadlock XLA's thread pool when two
 
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 import pytest
 
 from infograv.geodesic import log_map
-from infograv.geometry import FunctionMetric, christoffel_autodiff, general_acceleration
-from infograv.geometry._dense import lu_factor, lu_solve, slogdet, solve
+from infograv.geometry import (
+    FunctionMetric,
+    PullbackMetric,
+    christoffel_autodiff,
+    general_acceleration,
+)
+from infograv.geometry._dense import (
+    DenseLeastSquares,
+    lstsq,
+    lu_factor,
+    lu_solve,
+    qr_factor,
+    slogdet,
+    solve,
+)
 
 
 def _lowered(fn, *args):
@@ -71,6 +85,86 @@ def test_solve_derivatives_are_implicit_and_match_numpy(rng):
         solve(a, jnp.ones(3))
     with pytest.raises(ValueError, match="a: expected a square"):
         slogdet(jnp.ones((2, 3)))
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (3, 7), (5, 5), (40, 17)])
+def test_householder_least_squares_match_numpy(rng, shape):
+    # tall: least squares; wide: least norm; square: the solve; 17 columns run the rolled loop
+    m, n = shape
+    a = rng.normal(size=shape)
+    b = rng.normal(size=(m, 2))
+    np.testing.assert_allclose(np.asarray(lstsq(jnp.asarray(a), jnp.asarray(b))),
+                               np.linalg.lstsq(a, b, rcond=None)[0], rtol=1e-9, atol=1e-12)
+    if m >= n:
+        r, u = qr_factor(jnp.asarray(a))
+        # R matches NumPy's up to the signs of its rows; the reflectors are unit or zero
+        np.testing.assert_allclose(np.abs(np.asarray(r)), np.abs(np.linalg.qr(a)[1]),
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.linalg.norm(np.asarray(u), axis=1), 1.0, rtol=1e-12)
+    # the lineax solver: values and reverse-mode derivatives as lineax's LAPACK-backed QR
+    op = lx.MatrixLinearOperator(jnp.asarray(a))
+    vec = jnp.asarray(b[:, 0])
+    got = lx.linear_solve(op, vec, DenseLeastSquares()).value
+    ref = lx.linear_solve(op, vec, lx.QR()).value
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-9, atol=1e-12)
+    grad = jax.grad(lambda y: jnp.sum(lx.linear_solve(op, y, DenseLeastSquares()).value ** 3))
+    ref_grad = jax.grad(lambda y: jnp.sum(lx.linear_solve(op, y, lx.QR()).value ** 3))
+    np.testing.assert_allclose(np.asarray(grad(vec)), np.asarray(ref_grad(vec)), rtol=1e-8,
+                               atol=1e-12)
+    with pytest.raises(ValueError, match="a: expected a \\(m, n\\) matrix with m ≥ n"):
+        qr_factor(jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="b: expected shape"):
+        lstsq(jnp.asarray(a), jnp.ones(m + 1))
+
+
+def _sphere(p):
+    s, c = jnp.sin(p[0]), jnp.cos(p[0])
+    return jnp.stack([s * jnp.cos(p[1]), s * jnp.sin(p[1]), c])
+
+
+def test_vmapped_shooting_log_map_and_pullback_call_no_lapack(rng):
+    # the Levenberg–Marquardt step below 33 dimensions and PullbackMetric's least-squares Γ
+    # were lineax QR (LAPACK geqrf/ormqr); both are now Householder loops in plain XLA
+    n = 4
+    metric = FunctionMetric(_warped, dim=n)
+    xs = jnp.asarray(0.3 * rng.normal(size=(2, n)))
+    vs = jnp.asarray(rng.normal(size=(2, n)))
+    sphere = PullbackMetric(_sphere, dim=2)
+    pts = jnp.array([[1.0, 0.2], [0.7, -0.4]])
+    vel = jnp.array([[0.3, 1.0], [-0.5, 0.2]])
+    progs = {
+        "shooting": _lowered(jax.vmap(lambda a, b: log_map(metric, a, b, n_steps=16,
+                                                           throw=False).velocity),
+                             xs, xs + 0.1 * vs),
+        "pullback": _lowered(jax.vmap(sphere.acceleration), pts, vel),
+        "shooting gradient": _lowered(jax.vmap(jax.grad(
+            lambda a, b: log_map(metric, a, b, n_steps=16, throw=False).length, argnums=1)),
+            xs, xs + 0.1 * vs),
+    }
+    for name, text in progs.items():
+        assert "lapack" not in text, name
+    # the round sphere's Christoffel symbols: Γ^θ_φφ = −sin θ cos θ, Γ^φ_θφ = cot θ
+    acc = np.asarray(jax.vmap(sphere.acceleration)(pts, vel))
+    th, v = np.asarray(pts)[:, 0], np.asarray(vel)
+    ref = np.stack([-np.sin(th) * np.cos(th) * v[:, 1] ** 2,
+                    2.0 * np.cos(th) / np.sin(th) * v[:, 0] * v[:, 1]], axis=1)
+    np.testing.assert_allclose(acc, ref, rtol=1e-10, atol=1e-12)
+    # shooting and the energy method agree on the geodesic, and the shooting derivative with
+    # respect to the end point is the unit velocity there (∂ length / ∂ x1 = g v(1) / |v|)
+    sol = jax.vmap(lambda a, b: log_map(metric, a, b, n_steps=32, throw=False))(
+        xs, xs + 0.1 * vs)
+    en = jax.vmap(lambda a, b: log_map(metric, a, b, method="energy", n_steps=32,
+                                       throw=False))(xs, xs + 0.1 * vs)
+    assert np.all(np.asarray(sol.result._value) == 0)
+    np.testing.assert_allclose(np.asarray(sol.length), np.asarray(en.length), rtol=1e-5)
+    grad = np.asarray(jax.vmap(jax.grad(
+        lambda a, b: log_map(metric, a, b, n_steps=32, throw=False).length, argnums=1))(
+        xs, xs + 0.1 * vs))
+    x1 = xs + 0.1 * vs
+    v1 = np.asarray(sol.path[:, -1] - sol.path[:, -2]) * 32
+    g1 = np.asarray(jax.vmap(_warped)(x1))
+    ref = np.einsum("nab,nb->na", g1, v1) / np.asarray(sol.length)[:, None]
+    np.testing.assert_allclose(grad, ref, rtol=2e-2)
 
 
 def _warped(x):

@@ -14,7 +14,7 @@ from jaxtyping import Array, Float, Int
 
 from .._custom_types import Point, Scalar, Vector
 from ..geometry import AbstractMetric
-from ..geometry._dense import slogdet
+from ..geometry._dense import DenseLeastSquares, slogdet
 from ._checks import check_point, check_solved, check_value, is_traced
 
 __all__ = ["RESULTS", "LogMapSolution", "log_map", "exp_map", "path_energy"]
@@ -128,7 +128,8 @@ def log_map(
       - `"shooting"`: solve `exp_{x0}(v) = x1` for `v` with `optimistix.LevenbergMarquardt`
         (a damped Newton method through a fixed-step RK4 integration; the damping keeps it from
         diverging when the straight line is a poor start). For `n ≤ 32` the Jacobian is
-        materialised by forward-mode autodiff and the step solved by QR; above, the step is
+        materialised by forward-mode autodiff and the step solved by a Householder QR
+        (plain XLA operations, no LAPACK call: safe under `vmap`); above, the step is
         solved matrix-free by conjugate gradients on the normal equations (JVPs and VJPs
         only). Starts from `init` or the straight line `x1 − x0`.
       - `"energy"`: minimise the discrete path energy over the `n_steps − 1` interior points
@@ -265,10 +266,11 @@ _DENSE_MAX_DIM = 32
 
 
 def _step_solver(n: int) -> lx.AbstractLinearSolver:
-    # small n: a dense QR of the materialised Jacobian; large n: matrix-free conjugate
+    # small n: a dense Householder QR of the materialised Jacobian (plain XLA, no LAPACK call:
+    # safe when log maps are vmapped, see geometry._dense); large n: matrix-free conjugate
     # gradients on the normal equations (one JVP and one VJP per iteration, no n × n matrix)
     if n <= _DENSE_MAX_DIM:
-        return lx.QR()
+        return DenseLeastSquares()
     return lx.Normal(lx.CG(rtol=1e-12, atol=1e-12, max_steps=10 * n))
 
 
@@ -280,6 +282,8 @@ def _shoot(metric, x0, x1, v_init, n_steps, rtol, atol, max_steps, tol, throw) -
         args=(metric, x0, x1),
         max_steps=max_steps,
         throw=False,
+        # derivatives by the implicit function theorem, solved without LAPACK as well
+        adjoint=optx.ImplicitAdjoint(linear_solver=DenseLeastSquares()),
     )
     v = sol.value
     xs, vs = _rk4_path(metric, x0, v, n_steps)

@@ -10,7 +10,10 @@ products and rank-one updates, which never wait on the pool:
 
 - `cholesky`, `solve_lower`, `cho_solve`: symmetric positive definite matrices;
 - `lu_factor`, `lu_solve`, `solve`, `slogdet`: any square matrix (a pseudo-Riemannian
-  metric too), by Gaussian elimination with partial pivoting, the algorithm of LAPACK's `getrf`.
+  metric too), by Gaussian elimination with partial pivoting, the algorithm of LAPACK's `getrf`;
+- `qr_factor`, `lstsq`: least squares (tall) and least norm (wide) with a full-rank matrix, by
+  Householder reflections (LAPACK's `geqrf` algorithm), and `DenseLeastSquares`, the same as a
+  `lineax` solver (the steps of the shooting log map and the pullback metric's `Γ`).
 
 `solve` differentiates implicitly (`jax.lax.custom_linear_solve`): its derivatives are solves
 with the same factor, never derivatives of the elimination loop. Loops over `n ≤ 16` columns
@@ -24,8 +27,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import lineax as lx
+from jax.flatten_util import ravel_pytree
 
-__all__ = ["cholesky", "solve_lower", "cho_solve", "lu_factor", "lu_solve", "solve", "slogdet"]
+__all__ = ["cholesky", "solve_lower", "cho_solve", "lu_factor", "lu_solve", "solve", "slogdet",
+           "qr_factor", "lstsq", "DenseLeastSquares"]
 
 _UNROLL_MAX = 16
 
@@ -286,3 +292,164 @@ def slogdet(a: Any) -> tuple[Any, Any]:
     diag = jnp.diagonal(lu)
     sign = sign * jnp.prod(jnp.sign(diag))
     return sign, jnp.sum(jnp.log(jnp.abs(diag)))
+
+
+def qr_factor(a: Any) -> tuple[Any, Any]:
+    r"""`A = Q R` of a tall `(m, n)` matrix, `m ≥ n`, by Householder reflections (LAPACK's
+    `geqrf` algorithm) in plain XLA operations (no LAPACK call, see the module note).
+
+    Step `j` reflects rows `j … m−1` by `H_j = I − 2 u_j u_jᵀ`, `|u_j| = 1`, chosen to zero
+    column `j` below the diagonal (the sign that avoids cancellation): `n` rank-one updates of
+    `O(m n)` work. `Q = H_0 H_1 ⋯ H_{n−1}` is kept as its reflectors.
+
+    Arguments:
+        a: `(m, n)`, `m ≥ n`.
+
+    Returns:
+        `(r, u)`: `r` `(n, n)` upper triangular (`R`), `u` `(n, m)` the unit reflectors `u_j`
+        (zero where column `j` needs no reflection).
+
+    Raises:
+        ValueError: `a` not two-dimensional or wider than tall.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from infograv.geometry._dense import qr_factor
+        >>> r, u = qr_factor(jnp.array([[3.0, 1.0], [4.0, 2.0], [0.0, 2.0]]))
+        >>> [[round(abs(float(x)), 4) for x in row] for row in r]
+        [[5.0, 2.2], [0.0, 2.0396]]
+    """
+    a = jnp.asarray(a)
+    if a.ndim != 2 or a.shape[0] < a.shape[1]:
+        raise ValueError(f"a: expected a (m, n) matrix with m ≥ n, got shape {a.shape}.")
+    if not jnp.issubdtype(a.dtype, jnp.inexact):
+        a = a.astype(float)
+    return _qr(a)
+
+
+@jax.jit
+def _qr(a: Any) -> tuple[Any, Any]:
+    m, n = a.shape
+    rows = jnp.arange(m)
+
+    def step(j: Any, state: Any) -> Any:
+        mat, refl = state
+        x = jnp.where(rows >= j, mat[:, j], 0.0)
+        norm = jnp.sqrt(jnp.sum(x * x))
+        top = mat[j, j]
+        alpha = -jnp.where(top >= 0, 1.0, -1.0) * norm
+        u = x - jnp.where(rows == j, alpha, 0.0)
+        un = jnp.sqrt(jnp.sum(u * u))
+        u = jnp.where(un > 0, u / jnp.where(un > 0, un, 1.0), 0.0)
+        mat = mat - 2.0 * jnp.outer(u, u @ mat)
+        return mat, refl.at[j].set(u)
+
+    mat, refl = _loop(n, step, (a, jnp.zeros((n, m), a.dtype)))
+    return jnp.triu(mat[:n]), refl
+
+
+def _apply_q(refl: Any, b: Any, transpose: bool) -> Any:
+    # Qᵀ b = H_{n−1} ⋯ H_0 b; Q b = H_0 ⋯ H_{n−1} b
+    n = refl.shape[0]
+
+    def step(k: Any, y: Any) -> Any:
+        u = refl[k if transpose else n - 1 - k]
+        return y - 2.0 * jnp.outer(u, u @ y).reshape(y.shape) if y.ndim == 2 else \
+            y - 2.0 * u * jnp.dot(u, y)
+
+    return _loop(n, step, b)
+
+
+def lstsq(a: Any, b: Any) -> Any:
+    r"""The least-squares solution `argmin_x |A x − b|` of a tall full-rank `A` `(m, n)`,
+    `m ≥ n`, or the least-norm solution of `A x = b` of a wide full-rank one, by
+    [`qr_factor`][infograv.geometry._dense.qr_factor] (no LAPACK call, see the module note).
+
+    Tall: `x = R⁻¹ (Qᵀ b)[:n]`. Wide: with `Aᵀ = Q R`, `x = Q (R⁻ᵀ b)`. `b` is `(m,)` or
+    `(m, k)`. Not differentiated implicitly: use it inside a solver, or for values.
+
+    Raises:
+        ValueError: `a` not two-dimensional, or `b` of the wrong shape.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from infograv.geometry._dense import lstsq
+        >>> a = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+        >>> [round(float(x), 5) for x in lstsq(a, jnp.array([1.0, 1.0, 3.0]))]
+        [1.33333, 1.33333]
+        >>> [round(float(x), 5) for x in lstsq(jnp.array([[1.0, 1.0]]), jnp.array([2.0]))]
+        [1.0, 1.0]
+    """
+    a = jnp.asarray(a)
+    if a.ndim != 2:
+        raise ValueError(f"a: expected a (m, n) matrix, got shape {a.shape}.")
+    b = _check_rhs(a.shape[0], b, "a")
+    if not jnp.issubdtype(a.dtype, jnp.inexact):
+        a = a.astype(float)
+    b = b.astype(a.dtype)
+    if a.shape[0] >= a.shape[1]:
+        r, refl = _qr(a)
+        return _tall_solve(r, refl, b)
+    r, refl = _qr(a.T)
+    return _wide_solve(r, refl, b)
+
+
+@jax.jit
+def _tall_solve(r: Any, refl: Any, b: Any) -> Any:
+    n = r.shape[0]
+    return _substitute(r, jnp.diagonal(r), _apply_q(refl, b, transpose=True)[:n], reverse=True)
+
+
+@jax.jit
+def _wide_solve(r: Any, refl: Any, b: Any) -> Any:
+    # A = Rᵀ Qᵀ (Q thin, m' = a.shape[1] rows): x = Q_thin R⁻ᵀ b
+    y = _substitute(r.T, jnp.diagonal(r), b, reverse=False)
+    m = refl.shape[1]
+    pad = jnp.zeros((m - y.shape[0],) + y.shape[1:], y.dtype)
+    return _apply_q(refl, jnp.concatenate([y, pad]), transpose=False)
+
+
+def _unravel(structure: Any) -> Any:
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structure)
+    return ravel_pytree(zeros)[1]
+
+
+class DenseLeastSquares(lx.AbstractLinearSolver):  # type: ignore[type-arg]
+    r"""A `lineax` solver: least squares (tall operators) or least norm (wide ones) by
+    Householder QR in plain XLA operations, [`lstsq`][infograv.geometry._dense.lstsq].
+
+    What `lineax.QR` computes, without its LAPACK calls (`geqrf`, `ormqr`, triangular solves),
+    so that it is safe inside `vmap`-ped solvers on a CPU (see the module note). The operator
+    is materialised (`as_matrix`); full column (tall) or row (wide) rank is assumed. Used for
+    the Levenberg–Marquardt steps of the shooting `log_map` at `n ≤ 32` and for
+    `PullbackMetric`'s `Γ`.
+
+    Example:
+        >>> import jax.numpy as jnp, lineax as lx
+        >>> from infograv.geometry._dense import DenseLeastSquares
+        >>> op = lx.MatrixLinearOperator(jnp.array([[2.0, 0.0], [0.0, 4.0], [0.0, 0.0]]))
+        >>> lx.linear_solve(op, jnp.array([2.0, 4.0, 1.0]), DenseLeastSquares()).value.tolist()
+        [1.0, 1.0]
+    """
+
+    def init(self, operator: Any, options: Any) -> Any:
+        del options
+        return operator.as_matrix(), _unravel(operator.in_structure()), \
+            _unravel(operator.out_structure())
+
+    def compute(self, state: Any, vector: Any, options: Any) -> Any:
+        del options
+        matrix, unravel_in, _ = state
+        flat, _ = ravel_pytree(vector)
+        return unravel_in(lstsq(matrix, flat.astype(matrix.dtype))), lx.RESULTS.successful, {}
+
+    def transpose(self, state: Any, options: Any) -> Any:
+        matrix, unravel_in, unravel_out = state
+        return (matrix.T, unravel_out, unravel_in), options
+
+    def conj(self, state: Any, options: Any) -> Any:
+        matrix, unravel_in, unravel_out = state
+        return (matrix.conj(), unravel_in, unravel_out), options
+
+    def assume_full_rank(self) -> bool:
+        return True

@@ -14,7 +14,6 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
 import numpy as np
 import sympy as sp
 from jaxtyping import Array, Float
@@ -22,6 +21,7 @@ from jaxtyping import Array, Float
 from .._compile import SymbolicFunction, to_jax
 from .._custom_types import Christoffels, MetricMatrix, Point, Scalar, Vector
 from ._base import AbstractMetric, _dense_solve, general_acceleration
+from ._dense import lstsq
 from ._potentials import safe_norm
 
 __all__ = [
@@ -425,7 +425,8 @@ def _pullback_acceleration(
 
     _, h = jax.jvp(dfv, (x,), (v,))
     jac = jax.jacfwd(fn)(x)
-    return lx.linear_solve(lx.MatrixLinearOperator(jac), h, lx.QR()).value
+    # Householder QR in plain XLA operations: no LAPACK call, safe under vmap (_dense)
+    return lstsq(jac, h)
 
 
 class PullbackMetric(AbstractMetric):
@@ -436,7 +437,7 @@ class PullbackMetric(AbstractMetric):
 
     the second form because a geodesic's image has an acceleration normal to the image.
     `g v = Jᵀ(J v)` is a JVP and a VJP; `Γ(v, v)` is a second-order JVP and one least-squares
-    (QR) solve with the `m × n` Jacobian, never an `n × n × n` array.
+    (Householder QR, no LAPACK call) solve with the `m × n` Jacobian, never an `n × n × n` array.
 
     Attributes:
         fn: the map `(n,) → (m,)`.
