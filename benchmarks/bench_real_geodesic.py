@@ -14,9 +14,12 @@ printed apart):
    vector, the preconditioned CG solve (the default), the dense metric and its Cholesky factor,
    and autodiff Christoffels of the dense metric (top-K only: at the full vocabulary the
    Jacobian of `g` is `d` dense metrics), with their errors against Cholesky.
-2. One log map per pair at the full vocabulary: the study's discrete geodesic (path energy
-   minimised by L-BFGS in whitened coordinates; metric–vector products only) with its shooting
-   check (one exp map), and the cost of one RK4 exp map beside it (where the time goes).
+2. One log map at the full vocabulary: the study's discrete geodesic (chord energy of the
+   output metric's isometric embedding minimised by L-BFGS in coordinates whitened by the
+   preconditioner matrix; metric–vector products only), alone and batched over the pairs
+   (`vmap`, time per pair); its refinement check (twice the segments from the path found,
+   the study's convergence check of output-metric lengths); and one RK4 exp map (a shooting
+   check needs one; each of its steps solves four `Γ`).
 3. The shooting log map (`log_map(method="shooting")`: Levenberg–Marquardt through a fixed-step
    RK4 exp map, matrix-free steps, `--max-steps` iterations at most) at a top-K vocabulary
    through infograv's `O(N d)` `Γ`, through autodiff Christoffels of the dense metric
@@ -220,15 +223,32 @@ def main() -> None:
     print(f"  CG against Cholesky: error in the metric's norm {err:.1e}")
 
     print(f"\n2. one log map at vocabulary {vocab}, {args.pairs} pair(s)")
-    c, r, _ = _time(_expmap, gmetric, a[0], v, args.n_steps, repeat=args.repeat)
-    print(f"  one exp map ({4 * args.n_steps} Γ, RK4)          compile {c:7.2f} s  run {r:7.3f} s",
-          flush=True)
-    discrete = _discrete(args)
-    c, r, ln, rs, _ = _pairs_time(discrete, gmetric, a, b, args.repeat)
-    print(f"  discrete geodesic + shooting check compile {c:7.2f} s  run {r:7.3f} s per pair "
-          f"(relative shooting residual {rs:.1e}, lengths {np.round(ln, 6).tolist()})",
-          flush=True)
+    from infograv.experiments._real_geodesics import _logmaps, _refined
+
+    def logmap(metric, p, q):
+        sol = _logmaps(metric, p, q, args.n_steps, args.lbfgs_steps)
+        return sol.length, sol.gradient, sol.path
+
+    def refine(metric, p, q, path):
+        return _logmaps(metric, p, q, 2 * args.n_steps, args.lbfgs_steps,
+                        init=_refined(path)).length
+
+    c, r, (ln, grad, path) = _time(logmap, gmetric, a[:1], b[:1], repeat=args.repeat)
+    print(f"  log map: discrete geodesic, {args.n_steps} segments, {args.lbfgs_steps} L-BFGS "
+          f"steps          compile {c:7.2f} s  run {r:7.3f} s  (length {float(ln[0]):.8f}, "
+          f"largest energy gradient {float(grad[0]):.1e})", flush=True)
     print(f"  target 2 s: {'met' if r < 2.0 else f'missed by a factor {r / 2.0:.1f}'}")
+    if args.pairs > 1:
+        cb, rb, (lnb, _, pathb) = _time(logmap, gmetric, a, b, repeat=args.repeat)
+        print(f"  the same, batched over {args.pairs} pairs (vmap)        compile {cb:7.2f} s  "
+              f"run {rb:7.3f} s = {rb / args.pairs:.3f} s per pair", flush=True)
+    c, r, fine = _time(refine, gmetric, a[:1], b[:1], path, repeat=args.repeat)
+    print(f"  its refinement check ({2 * args.n_steps} segments from the path found)  "
+          f"compile {c:7.2f} s  run {r:7.3f} s  (length {float(fine[0]):.8f}, change "
+          f"{abs(float(fine[0]) - float(ln[0])) / float(fine[0]):.1e})", flush=True)
+    c, r, _ = _time(_expmap, gmetric, a[0], v, args.n_steps, repeat=args.repeat)
+    print(f"  one exp map ({4 * args.n_steps} Γ, RK4: the shooting check)          "
+          f"compile {c:7.2f} s  run {r:7.3f} s", flush=True)
 
     _topk(args, part, ids, a, b)
     print(f"\nload average at end: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "

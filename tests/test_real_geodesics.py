@@ -173,3 +173,30 @@ def test_the_output_metric_has_its_own_resolution():
     assert (s.for_metric("output").n_steps, s.for_metric("output").exp_steps) == (32, 64)
     assert s.for_metric("output").max_steps == s.max_steps
     assert s.for_metric("density") is s
+
+
+def test_output_metric_velocities_shoot_when_resolved_at_the_start_and_integrated_adaptively():
+    # three tokens; the states run from peaked on A to peaked on B and on towards C. The
+    # geodesics between peaked distributions turn sharply near their ends, where the metric
+    # hardly sees most directions: the second-order difference of a 16-segment path gives a
+    # start velocity whose exp map misses by far (and fixed RK4 steps blow up); resolving the
+    # start by two nested discrete geodesics (`output_zoom`) and integrating adaptively
+    # (`output_exp_rtol`) lands every exp map on its end point.
+    from infograv.geometry import OutputMetric
+
+    metric = OutputMetric(jnp.array([[10.0, 0.0], [-10.0, 0.0], [0.0, 10.0]]), ridge=1e-6)
+    pts = np.array([[0.6, 0.0], [-0.6, 0.0], [-0.6, 0.3], [-0.2, 0.5]])
+    base = dict(n_steps=16, max_steps=500, exp_steps=64, shoot_tol=0.05)
+    plain = trajectory_measures(metric, pts, RealGeodesicSettings(**base))
+    resolved = trajectory_measures(metric, pts, RealGeodesicSettings(
+        **base, output_zoom=16, output_exp_rtol=1e-6))
+    assert plain["shots_converged"] <= 2 and np.max(plain["shoot_miss"]) > 1.0
+    assert resolved["shots_converged"] == len(pts) + 1
+    assert np.max(resolved["shoot_miss"]) < 0.01
+    assert resolved["launch_converged"] and np.all(resolved["pred_converged"])
+    # the lengths are those of the same refined discrete geodesics, whatever the velocities
+    np.testing.assert_allclose(resolved["lengths"], plain["lengths"], rtol=1e-12)
+    with pytest.raises(ValueError, match="output_zoom: expected 0 or an int ≥ 2"):
+        RealGeodesicSettings(output_zoom=1)
+    with pytest.raises(ValueError, match="output_exp_rtol: expected > 0"):
+        RealGeodesicSettings(output_exp_rtol=0.0)

@@ -278,3 +278,25 @@ def test_dense_factorisations_match_numpy_and_need_no_lapack_under_vmap(rng):
         ref = OutputMetric(jnp.asarray(w), ridge=1e-5, solver="cholesky")
         np.testing.assert_allclose(np.asarray(jax.vmap(m.acceleration)(hs, vs)),
                                    np.asarray(jax.vmap(ref.acceleration)(hs, vs)), rtol=1e-6)
+
+
+def test_approximate_metric_is_the_preconditioner_and_bounds_its_error(rng):
+    # M = AᵀA + μI from the top-k tokens: exact at k = N; at k < N it differs from g only by
+    # the left-out tokens' part, replaced by its trace spread isotropically (same trace as g)
+    from infograv.geometry import OutputMetric
+
+    w = jnp.asarray(rng.normal(size=(200, 6)))
+    h = jnp.asarray(0.5 * rng.normal(size=6))
+    full = OutputMetric(w, ridge=1e-3, precond_rank=200)
+    np.testing.assert_allclose(np.asarray(full.approximate_metric(h)),
+                               np.asarray(full.metric(h)), rtol=1e-10, atol=1e-14)
+    part = OutputMetric(w, ridge=1e-3, precond_rank=20)
+    m, g = np.asarray(part.approximate_metric(h)), np.asarray(part.metric(h))
+    np.testing.assert_allclose(np.trace(m), np.trace(g), rtol=1e-10)
+    np.testing.assert_allclose(m, m.T, rtol=1e-12, atol=1e-15)
+    assert np.min(np.linalg.eigvalsh(m)) > 0
+    # and it is the matrix the preconditioner inverts
+    x = jnp.asarray(rng.normal(size=6))
+    p = jnp.exp(part.log_prob(h))
+    np.testing.assert_allclose(np.asarray(part._preconditioner(h, p)(jnp.asarray(m) @ x)),
+                               np.asarray(x), rtol=1e-8)

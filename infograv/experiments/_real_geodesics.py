@@ -40,7 +40,7 @@ import numpy as np
 import optimistix as optx
 
 from .. import geometry as geo
-from ..geodesic import exp_map
+from ..geodesic import exp_map, geodesic
 from ..geodesic._bvp import segment_quads
 from ..geometry._dense import cholesky, solve_lower
 from ._stats import bootstrap_ci, mean
@@ -103,7 +103,17 @@ class RealGeodesicSettings:
             path "tunnels": its length falls below the rigorous lower bound
             `2 arccos Σ_i √(P_i(a) P_i(b))` (see `trajectory_measures`).
         output_max_steps: `max_steps` of the output metric (`None`: `max_steps`).
-        output_exp_steps: `exp_steps` of the output metric (`None`: `exp_steps`).
+        output_exp_steps: `exp_steps` of the output metric (`None`: `exp_steps`); used only
+            when `output_exp_rtol` is `None`.
+        output_exp_rtol: the output metric's exp maps are adaptive (Tsit5, PID step control at
+            this relative and absolute tolerance) instead of `exp_steps` fixed RK4 steps: along
+            its geodesics the coordinate speed changes by orders of magnitude (a peaked
+            distribution hardly sees most directions), and fixed steps blow up. `None`: RK4.
+        output_zoom: segments of the two nested log maps that resolve the output metric's
+            start velocities (`0`: the plain second-order difference of the path): its
+            geodesics turn sharply near their ends, so the velocity is taken from the discrete
+            geodesic from `x₀` to the first node of the path, and again from `x₀` to the first
+            node of that one (resolution `K · output_zoom²` at the start).
         precond_rank: tokens in the output metric's CG preconditioner.
         cg_rtol: relative residual of the output metric's CG solves.
         shoot_tol: a log map counts as converged when the exp map of its velocity lands within
@@ -139,6 +149,8 @@ class RealGeodesicSettings:
     output_n_steps: int | None = None
     output_max_steps: int | None = None
     output_exp_steps: int | None = None
+    output_exp_rtol: float | None = None
+    output_zoom: int = 0
     precond_rank: int = 256
     cg_rtol: float = 1e-8
     shoot_tol: float = 0.05
@@ -158,6 +170,11 @@ class RealGeodesicSettings:
             raise ValueError(f"n_prompts: expected an int ≥ 1, got {self.n_prompts!r}.")
         if not self.shoot_tol > 0:
             raise ValueError(f"shoot_tol: expected > 0, got {self.shoot_tol!r}.")
+        if self.output_zoom < 0 or self.output_zoom == 1:
+            raise ValueError(f"output_zoom: expected 0 or an int ≥ 2, got {self.output_zoom!r}.")
+        if self.output_exp_rtol is not None and not self.output_exp_rtol > 0:
+            raise ValueError(f"output_exp_rtol: expected > 0 or None, got "
+                             f"{self.output_exp_rtol!r}.")
         if self.shoot_norm not in ("metric", "euclidean"):
             raise ValueError(f"shoot_norm: expected 'metric' or 'euclidean', got "
                              f"{self.shoot_norm!r}.")
@@ -304,6 +321,16 @@ class _Geodesics(eqx.Module):
     gradient: Any
 
 
+def _whitening(metric: Any, x: Any) -> Any:
+    """The matrix whose Cholesky factor whitens a discrete geodesic's coordinates: the metric
+    at `x`, or for the output metric its preconditioner matrix
+    (`OutputMetric.approximate_metric`: `O(k d²)` work instead of `O(N d²)`, which at the full
+    vocabulary is most of a log map's time)."""
+    if isinstance(metric, geo.OutputMetric):
+        return metric.approximate_metric(x)
+    return metric.metric(x)
+
+
 @eqx.filter_jit
 def _logmaps(metric: Any, a: Any, b: Any, n_steps: int, max_steps: int, init: Any = None
              ) -> _Geodesics:
@@ -312,10 +339,11 @@ def _logmaps(metric: Any, a: Any, b: Any, n_steps: int, max_steps: int, init: An
     embedding) minimised by L-BFGS over the interior points, in coordinates whitened by the
     Cholesky factor of the metric at the chord's midpoint (so that the badly conditioned output
     metric does not stall the optimiser); `max_steps` L-BFGS steps at most; from the straight
-    line, or from the paths `init` `(B, n_steps + 1, d)`."""
+    line, or from the paths `init` `(B, n_steps + 1, d)`. (For the output metric the whitening
+    uses its preconditioner matrix, `_whitening`.)"""
 
     def one(p: Any, q: Any, start: Any) -> Any:
-        low = cholesky(metric.metric(0.5 * (p + q)))
+        low = cholesky(_whitening(metric, 0.5 * (p + q)))
         frac = jnp.linspace(0.0, 1.0, n_steps + 1, dtype=p.dtype)[1:-1, None]
         straight = p[None, :] + frac * (q - p)[None, :] if start is None else start[1:-1]
         args = (metric, p, q, straight, low)
@@ -346,6 +374,34 @@ def _refined(path: Any) -> Any:
 @eqx.filter_jit
 def _expmaps(metric: Any, x: Any, v: Any, n_steps: int) -> Any:
     return jax.vmap(lambda p, w: exp_map(metric, p, w, n_steps=n_steps))(x, v)
+
+
+@eqx.filter_jit
+def _expmaps_adaptive(metric: Any, x: Any, v: Any, rtol: float) -> Any:
+    """`exp_x(v)` (batched) by adaptive Tsit5 (`geodesic.geodesic`, PID control at `rtol` =
+    `atol`, 4,096 steps at most); NaN where the solve failed."""
+    import diffrax
+
+    def one(p: Any, w: Any) -> Any:
+        sol = geodesic(metric, p, w, 1.0, solver=diffrax.Tsit5(), rtol=rtol, atol=rtol,
+                       max_steps=4096, throw=False)
+        ok = sol.result == diffrax.RESULTS.successful
+        return jnp.where(ok, sol.x_end, jnp.nan)
+
+    return jax.vmap(one)(x, v)
+
+
+def _zoomed_velocity(metric: Any, a: Any, path: Any, zoom: int, max_steps: int) -> Any:
+    """The start velocity of the discrete geodesics `path` `(B, K + 1, d)` from `a`, resolved
+    by two nested discrete geodesics of `zoom` segments each: from `a` to the path's first node
+    (the geodesic's first `1/K` of parameter), then from `a` to that one's first node; the
+    velocity is the inner one's second-order difference times `K · zoom` (a geodesic from `a`
+    to its point at parameter `s` has velocity `s v`). With `K = 16` and `zoom = 16` the start
+    is resolved as by a path of 4,096 segments, where the output metric's geodesics turn."""
+    k = path.shape[1] - 1
+    first = _logmaps(metric, a, path[:, 1], zoom, max_steps)
+    second = _logmaps(metric, a, first.path[:, 1], zoom, max_steps)
+    return second.velocity * (k * zoom)
 
 
 @eqx.filter_jit
@@ -483,6 +539,11 @@ def trajectory_measures(
         coarse, lengths = lengths, np.asarray(fine.length)
         refine = np.abs(lengths - coarse) / lengths
         sols = fine
+        if settings.output_zoom:
+            vel = _zoomed_velocity(metric, a, sols.path, settings.output_zoom,
+                                   settings.max_steps)
+        else:
+            vel = sols.velocity
     seg, end = lengths[: n - 1], float(lengths[n - 1])
     path = np.asarray(sols.path[n - 1])
     # one batch of exp maps: the shooting check of every log map, then the continuations
@@ -494,8 +555,12 @@ def trajectory_measures(
         vels += [-vel[: n - 2], (n - 1) * vel[n:]]
     an, bn = np.asarray(a), np.asarray(b)
     if refine is None or predict:
-        ends = np.asarray(_expmaps(metric, jnp.concatenate(starts), jnp.concatenate(vels),
-                                   settings.exp_steps))
+        if bound is not None and settings.output_exp_rtol is not None:
+            ends = np.asarray(_expmaps_adaptive(metric, jnp.concatenate(starts),
+                                                jnp.concatenate(vels), settings.output_exp_rtol))
+        else:
+            ends = np.asarray(_expmaps(metric, jnp.concatenate(starts), jnp.concatenate(vels),
+                                       settings.exp_steps))
         euclid = np.linalg.norm(ends[: n + 1] - bn, axis=1) / np.linalg.norm(bn - an, axis=1)
         in_metric = np.asarray(_norms(metric, b, jnp.asarray(ends[: n + 1]) - b)) / lengths
     else:  # the output metric's ridge check needs its lengths only
