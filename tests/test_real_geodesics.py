@@ -15,7 +15,7 @@ from infograv.experiments._real_geodesics import (
     trajectory_measures,
 )
 from infograv.geodesic import geodesic
-from infograv.geometry import ConformalMetric
+from infograv.geometry import ConformalMetric, FunctionMetric
 
 SETTINGS = RealGeodesicSettings(n_steps=12, max_steps=300, exp_steps=32, n_boot=200)
 
@@ -152,10 +152,18 @@ def test_output_log_maps_respect_the_fisher_rao_bound_that_the_midpoint_rule_bre
     bound = _fisher_rao_bound(metric, jnp.asarray(pts[:1]), jnp.asarray(pts[1:2]))[0]
     pa, pb = (np.exp(np.asarray(metric.log_prob(jnp.asarray(p)))) for p in pts[:2])
     assert abs(bound - 2 * np.arccos(np.sum(np.sqrt(pa * pb)))) < 1e-12 and bound > 3.0
-    path = log_map(metric, jnp.asarray(pts[0]), jnp.asarray(pts[1]), method="energy",
+    # the same metric without its embedding (a dense FunctionMetric): the midpoint rule
+    hidden = FunctionMetric(metric.metric, dim=2)
+    path = log_map(hidden, jnp.asarray(pts[0]), jnp.asarray(pts[1]), method="energy",
                    n_steps=16, max_steps=40, throw=False).path
     delta, mid = path[1:] - path[:-1], 0.5 * (path[1:] + path[:-1])
     assert float(jnp.sum(jnp.sqrt(jax.vmap(metric.inner)(mid, delta, delta)))) < 0.1 * bound
+    # the geodesic library's own energy method uses the chords for this metric (its
+    # isometric_embedding), and its length respects the bound
+    sol = log_map(metric, jnp.asarray(pts[0]), jnp.asarray(pts[1]), method="energy",
+                  n_steps=16, max_steps=40, throw=False)
+    chords = jnp.linalg.norm(jnp.diff(jax.vmap(metric.embedding)(sol.path), axis=0), axis=1)
+    assert float(jnp.sum(chords)) >= (1 - 1e-3) * bound
     r = trajectory_measures(metric, pts, RealGeodesicSettings(
         n_steps=16, max_steps=500, exp_steps=64, shoot_tol=0.05), predict=False)
     assert np.all(r["lengths"] >= (1 - 1e-3) * r["fr_bound"])
@@ -200,3 +208,27 @@ def test_output_metric_velocities_shoot_when_resolved_at_the_start_and_integrate
         RealGeodesicSettings(output_zoom=1)
     with pytest.raises(ValueError, match="output_exp_rtol: expected > 0"):
         RealGeodesicSettings(output_exp_rtol=0.0)
+
+
+def test_path_energy_uses_the_chords_of_an_isometric_embedding():
+    # PullbackMetric (the unit sphere): the chords of a path along the equator, against the
+    # midpoint rule; both converge to the arc at second order, the chords from below
+    from infograv.geodesic import path_energy
+    from infograv.geodesic._bvp import midpoint_quads, segment_quads
+    from infograv.geometry import FunctionMetric, PullbackMetric
+
+    def sphere(p):
+        s, c = jnp.sin(p[0]), jnp.cos(p[0])
+        return jnp.stack([s * jnp.cos(p[1]), s * jnp.sin(p[1]), c])
+
+    metric = PullbackMetric(sphere, dim=2)
+    path = jnp.stack([jnp.full(5, jnp.pi / 2), jnp.linspace(0.0, 1.0, 5)], axis=1)
+    chord = 2 * np.sin(0.125)
+    np.testing.assert_allclose(np.asarray(segment_quads(metric, path)), chord**2, rtol=1e-12)
+    np.testing.assert_allclose(float(path_energy(metric, path)), 0.5 * 4 * 4 * chord**2,
+                               rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(midpoint_quads(metric, path)), 0.25**2, rtol=1e-12)
+    # a metric without an embedding keeps the midpoint rule
+    dense = FunctionMetric(metric.metric, dim=2)
+    assert dense.isometric_embedding() is None
+    np.testing.assert_allclose(np.asarray(segment_quads(dense, path)), 0.25**2, rtol=1e-12)

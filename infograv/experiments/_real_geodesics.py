@@ -41,7 +41,7 @@ import optimistix as optx
 
 from .. import geometry as geo
 from ..geodesic import exp_map, geodesic
-from ..geodesic._bvp import segment_quads
+from ..geodesic._bvp import path_energy, segment_quads
 from ..geometry._dense import cholesky, solve_lower
 from ._stats import bootstrap_ci, mean
 
@@ -284,27 +284,15 @@ def _build_metrics(
     return {"output": out, "gravity": gravity, "density": density}, ids
 
 
-def _segment_sq(metric: Any, path: Any) -> Any:
-    """Squared lengths `|Δ_k|²` of the segments of a discrete path `(K + 1, n)`: for the output
-    metric the chords `Δ_k = F(p_{k+1}) − F(p_k)` of its isometric embedding `F`
-    (`OutputMetric.embedding`), for the others the midpoint rule `Δ_kᵀ g(m_k) Δ_k` of
-    `geodesic.path_energy`."""
-    if isinstance(metric, geo.OutputMetric):
-        f = jax.vmap(metric.embedding)(path)
-        d = f[1:] - f[:-1]
-        return jnp.sum(d * d, axis=1)
-    return segment_quads(metric, path)
-
-
 def _discrete_energy(metric: Any, path: Any) -> Any:
-    """`½ K Σ_k |Δ_k|²` (`_segment_sq`; for metrics other than the output metric exactly
-    `geodesic.path_energy`)."""
-    return 0.5 * (path.shape[0] - 1) * jnp.sum(_segment_sq(metric, path))
+    """`geodesic.path_energy`: for the output metric the chords of its isometric embedding
+    (`OutputMetric.embedding`), for the others the midpoint rule."""
+    return path_energy(metric, path)
 
 
 def _discrete_length(metric: Any, path: Any) -> Any:
-    """`Σ_k |Δ_k|` (`_segment_sq`)."""
-    return jnp.sum(jnp.sqrt(_segment_sq(metric, path)))
+    """`Σ_k |Δ_k|` over the terms of `path_energy` (`geodesic._bvp.segment_quads`)."""
+    return jnp.sum(jnp.sqrt(segment_quads(metric, path)))
 
 
 class _WhitenedEnergy(eqx.Module):

@@ -90,14 +90,43 @@ def exp_map(metric: AbstractMetric, x0: Any, v0: Any, *, n_steps: int = 64) -> F
 
 
 def path_energy(metric: AbstractMetric, path: Float[Array, "K n"]) -> Scalar:
-    r"""Discrete path energy `½ Σ_k K Δ_kᵀ g(m_k) Δ_k`, `Δ_k = p_{k+1} − p_k`, `m_k` the
-    midpoints, `K` the number of segments: `½ ∫₀¹ g(ẋ, ẋ)` to second order in `1/K`."""
+    r"""Discrete path energy `½ K Σ_k |Δ_k|²` of `p_0 … p_K` (`K` segments): `½ ∫₀¹ g(ẋ, ẋ)` to
+    second order in `1/K`.
+
+    `|Δ_k|²` is the midpoint rule `Δ_kᵀ g(m_k) Δ_k`, `Δ_k = p_{k+1} − p_k`, `m_k` the
+    midpoints; or, for a metric with an isometric embedding `F`
+    ([`AbstractMetric.isometric_embedding`][infograv.geometry.AbstractMetric.isometric_embedding]:
+    `PullbackMetric`, `FisherMetric`, `OutputMetric`), the squared chord
+    `|F(p_{k+1}) − F(p_k)|²`. A chord is never shorter than the distance between the images, so
+    a discrete path cannot "tunnel" through a region where the metric is tiny at the midpoints,
+    as the midpoint rule can for the Fisher metric of peaked distributions
+    (`docs/geometry/real.md`). `log_map(method="energy")` minimises this.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from infograv.geometry import ConformalMetric
+        >>> from infograv.geodesic import path_energy
+        >>> flat = ConformalMetric(lambda x: 0.0 * x[0], dim=2)
+        >>> path = jnp.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+        >>> float(path_energy(flat, path))
+        2.0
+    """
     return 0.5 * (path.shape[0] - 1) * jnp.sum(segment_quads(metric, path))
 
 
 def segment_quads(metric: AbstractMetric, path: Float[Array, "K n"]) -> jax.Array:
-    """The midpoint rule's squared segment lengths `Δ_kᵀ g(m_k) Δ_k` of a discrete path (the
-    terms of `path_energy`)."""
+    """The squared segment lengths `|Δ_k|²` of a discrete path (the terms of `path_energy`):
+    chords of the metric's isometric embedding where it has one, else the midpoint rule."""
+    embed = metric.isometric_embedding()
+    if embed is not None:
+        f = jax.vmap(embed)(path)
+        d = f[1:] - f[:-1]
+        return jnp.sum(d * d, axis=1)
+    return midpoint_quads(metric, path)
+
+
+def midpoint_quads(metric: AbstractMetric, path: Float[Array, "K n"]) -> jax.Array:
+    """The midpoint rule's squared segment lengths `Δ_kᵀ g(m_k) Δ_k`, any metric."""
     delta = path[1:] - path[:-1]
     return jax.vmap(metric.inner)(0.5 * (path[1:] + path[:-1]), delta, delta)
 

@@ -86,6 +86,20 @@ class AbstractMetric(eqx.Module):
                     key.append(leaf)
         return hash((treedef, tuple(key)))
 
+    def isometric_embedding(self) -> Callable[[Point], Any] | None:
+        r"""A map `F: ℝⁿ → ℝᴹ` with `g(x) = ∂F(x)ᵀ ∂F(x)` exactly, or `None` (the default).
+
+        Metrics that are a pull-back of the Euclidean metric return it
+        ([`PullbackMetric`][infograv.geometry.PullbackMetric] its map,
+        [`FisherMetric`][infograv.geometry.FisherMetric] and
+        [`OutputMetric`][infograv.geometry.OutputMetric] the square roots of the probabilities).
+        [`geodesic.path_energy`][infograv.geodesic.path_energy] then measures a discrete path
+        by the chords `|F(p_{k+1}) − F(p_k)|`, which are never shorter than the distance
+        between the images, instead of the midpoint rule, which can step over a region where
+        the metric changes by orders of magnitude.
+        """
+        return None
+
     # -- derived quantities (not overridden) ---------------------------------------------------
     def inner(self, x: Point, u: Vector, w: Vector) -> Scalar:
         """`g(u, w) = u^a g_ab(x) w^b` at `x`."""

@@ -477,6 +477,10 @@ class PullbackMetric(AbstractMetric):
     def acceleration(self, x: Point, v: Vector) -> Vector:
         return _pullback_acceleration(self.fn, x, v)
 
+    def isometric_embedding(self) -> Callable[[Point], Float[Array, " m"]]:
+        """`f` itself (`g = JᵀJ`)."""
+        return self.fn
+
 
 def fisher_from_energies(grad_u: Any, p: Any, temperature: Any) -> MetricMatrix:
     r"""`Cov_P(∂_a U, ∂_b U) / T²`: the Fisher metric of `P ∝ e^{−U/T}` from the energy gradients.
@@ -566,3 +570,7 @@ class FisherMetric(AbstractMetric):
 
     def acceleration(self, q: Point, v: Vector) -> Vector:
         return _pullback_acceleration(self._sqrt_embedding, q, v)
+
+    def isometric_embedding(self) -> Callable[[Point], Float[Array, " N"]]:
+        """`q ↦ 2√P(q)` (`Σ_i dP_i²/P_i = 4 Σ_i (d√P_i)²`)."""
+        return self._sqrt_embedding

@@ -299,9 +299,11 @@ class OutputMetric(AbstractMetric):
         distance between `h` and `h'` is at least the chord `|F(h) − F(h')|` and at least the
         Fisher–Rao distance `2 arccos Σ_i √(P_i(h) P_i(h'))` of the simplex. A discrete path
         `p_0 … p_K` has the lower bound `Σ_k |F(p_{k+1}) − F(p_k)|` of its length, which a
-        quadrature of `g` along the segments (e.g. `geodesic.path_energy`) does not: where `P`
+        quadrature of `g` along the segments (the midpoint rule) does not: where `P`
         changes from one peaked distribution to another within one segment, the metric at the
-        segment's midpoint can be tiny (see `docs/geometry/real.md`).
+        segment's midpoint can be tiny (see `docs/geometry/real.md`). `geodesic.path_energy`
+        and `log_map(method="energy")` therefore use the chords for this metric
+        (`isometric_embedding`).
 
         Returns:
             `(N + d,)`.
@@ -318,6 +320,11 @@ class OutputMetric(AbstractMetric):
         """
         root = 2.0 * jnp.exp(0.5 * self.log_prob(h))
         return jnp.concatenate([root, jnp.sqrt(self.ridge.astype(h.dtype)) * h])
+
+    def isometric_embedding(self) -> Callable[[Point], Any]:
+        """[`embedding`][infograv.geometry.OutputMetric.embedding] (`g = ∂Fᵀ∂F`, ridge
+        included): `geodesic.path_energy` measures this metric's discrete paths by its chords."""
+        return self.embedding
 
     # -- AbstractMetric -------------------------------------------------------------------------
     def metric(self, h: Point) -> MetricMatrix:
