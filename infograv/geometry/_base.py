@@ -97,6 +97,18 @@ class AbstractMetric(eqx.Module):
         by the chords `|F(p_{k+1}) − F(p_k)|`, which are never shorter than the distance
         between the images, instead of the midpoint rule, which can step over a region where
         the metric changes by orders of magnitude.
+
+        Returns:
+            `F`, `(n,) → (M,)`, or `None`.
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> from infograv.geometry import ConformalMetric, PullbackMetric
+            >>> ConformalMetric(lambda x: 0.0 * x[0], dim=2).isometric_embedding() is None
+            True
+            >>> f = PullbackMetric(lambda p: jnp.stack([p[0], p[1], p[0] * p[1]]), dim=2)
+            >>> f.isometric_embedding()(jnp.array([2.0, 3.0])).tolist()
+            [2.0, 3.0, 6.0]
         """
         return None
 

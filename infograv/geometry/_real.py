@@ -401,7 +401,7 @@ class OutputMetric(AbstractMetric):
         r"""The CG preconditioner's matrix `M = AᵀA + μ I` at `h`, dense `(d, d)`: `A` the rows
         `√P_i (J_i − J̄)/T` of the `precond_rank` most probable tokens and `μ = λ +` (the trace
         of the Fisher term they leave out)`/d`. `O(k d²)` work for `k = precond_rank`, against
-        `O(N d²)` for [`metric`][infograv.geometry.OutputMetric.metric]; equal to it when
+        `O(N d²)` for `metric(h)`; equal to it when
         `k = N` (no token is left out). Built from stopped values (no derivative flows).
 
         Example:
