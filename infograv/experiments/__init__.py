@@ -26,6 +26,7 @@ from ._stats import (
     holm as holm,
     mean as mean,
     p_value as p_value,
+    percentile_interval as percentile_interval,
     within_between as within_between,
 )
 from ._validation import (

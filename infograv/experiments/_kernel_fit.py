@@ -21,7 +21,15 @@ from ..model._fit import (
     potential_name,
     prepare_fit_data,
 )
-from ._stats import bootstrap, bootstrap_ci, index_blocks, mean, p_value, pearson
+from ._stats import (
+    bootstrap,
+    bootstrap_ci,
+    index_blocks,
+    mean,
+    p_value,
+    pearson,
+    percentile_interval,
+)
 from ._stream import Rows
 
 __all__ = ["FAMILIES", "LIMITS", "family_potential", "evaluate_logprobs", "dot_baseline",
@@ -129,8 +137,7 @@ def _mean_ci(values: np.ndarray, refit_values: np.ndarray | None, n_boot: int, l
     With refits `(R, n)`, replicate `j` uses refit `j mod R` and a resample of the held-out
     prompts (a two-stage bootstrap: training prompts, then held-out prompts)."""
     est, stats = bootstrap(mean, values, n_boot=n_boot, seed=seed)  # one set of resamples
-    a = (1 - level) / 2  # the interval of `bootstrap_ci`, without drawing the resamples again
-    lo, hi = np.quantile(stats, [a, 1 - a]).tolist() if len(stats) else [float("nan")] * 2
+    lo, hi = percentile_interval(stats, level)
     out: dict[str, Any] = {"mean": est, "ci_given_fit": [lo, hi], "ci": [lo, hi],
                            "p_given_fit": p_value(stats, null), "null": null}
     if refit_values is not None and len(refit_values):
@@ -142,7 +149,7 @@ def _mean_ci(values: np.ndarray, refit_values: np.ndarray | None, n_boot: int, l
             done += len(idx)
         reps = np.concatenate(parts)
         reps = reps[np.isfinite(reps)]
-        out["ci"] = [float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a))]
+        out["ci"] = percentile_interval(reps, level)
         out["p"] = p_value(reps, null)
         out["refits"] = int(len(refit_values))
         out["refit_sd_of_mean"] = float(np.std(np.mean(refit_values, axis=1)))

@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -284,12 +285,6 @@ def _build_metrics(
     return {"output": out, "gravity": gravity, "density": density}, ids
 
 
-def _discrete_energy(metric: Any, path: Any) -> Any:
-    """`geodesic.path_energy`: for the output metric the chords of its isometric embedding
-    (`OutputMetric.embedding`), for the others the midpoint rule."""
-    return path_energy(metric, path)
-
-
 def _discrete_length(metric: Any, path: Any) -> Any:
     """`Σ_k |Δ_k|` over the terms of `path_energy` (`geodesic._bvp.segment_quads`)."""
     return jnp.sum(jnp.sqrt(segment_quads(metric, path)))
@@ -299,7 +294,7 @@ class _WhitenedEnergy(eqx.Module):
     def __call__(self, u: Any, args: Any) -> Any:
         metric, a, b, straight, low = args
         inner = straight + solve_lower(low, u.T, transpose=True).T
-        return _discrete_energy(metric, jnp.concatenate([a[None], inner, b[None]]))
+        return path_energy(metric, jnp.concatenate([a[None], inner, b[None]]))
 
 
 class _Geodesics(eqx.Module):
@@ -322,13 +317,13 @@ def _whitening(metric: Any, x: Any) -> Any:
 @eqx.filter_jit
 def _logmaps(metric: Any, a: Any, b: Any, n_steps: int, max_steps: int, init: Any = None
              ) -> _Geodesics:
-    """Discrete geodesics `a → b` (batched): the discrete path energy (`_discrete_energy`: the
-    midpoint rule `geodesic.path_energy`, or for the output metric the chords of its isometric
-    embedding) minimised by L-BFGS over the interior points, in coordinates whitened by the
-    Cholesky factor of the metric at the chord's midpoint (so that the badly conditioned output
-    metric does not stall the optimiser); `max_steps` L-BFGS steps at most; from the straight
-    line, or from the paths `init` `(B, n_steps + 1, d)`. (For the output metric the whitening
-    uses its preconditioner matrix, `_whitening`.)"""
+    """Discrete geodesics `a → b` (batched): the discrete path energy `geodesic.path_energy`
+    (the midpoint rule, or for the output metric the chords of its isometric embedding)
+    minimised by L-BFGS over the interior points, in coordinates whitened by the Cholesky
+    factor of `_whitening` at the chord's midpoint (the metric, or for the output metric its
+    preconditioner's matrix), so that the badly conditioned output metric does not stall the
+    optimiser; `max_steps` L-BFGS steps at most; from the straight line, or from the paths
+    `init` `(B, n_steps + 1, d)`."""
 
     def one(p: Any, q: Any, start: Any) -> Any:
         low = cholesky(_whitening(metric, 0.5 * (p + q)))
@@ -368,7 +363,6 @@ def _expmaps(metric: Any, x: Any, v: Any, n_steps: int) -> Any:
 def _expmaps_adaptive(metric: Any, x: Any, v: Any, rtol: float) -> Any:
     """`exp_x(v)` (batched) by adaptive Tsit5 (`geodesic.geodesic`, PID control at `rtol` =
     `atol`, 4,096 steps at most); NaN where the solve failed."""
-    import diffrax
 
     def one(p: Any, w: Any) -> Any:
         sol = geodesic(metric, p, w, 1.0, solver=diffrax.Tsit5(), rtol=rtol, atol=rtol,

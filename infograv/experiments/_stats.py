@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["spearman", "mean", "pearson", "ranks", "bootstrap_ci", "bootstrap", "p_value",
+__all__ = ["spearman", "mean", "pearson", "ranks", "bootstrap_ci", "bootstrap",
+           "percentile_interval", "p_value",
            "holm", "Verdict", "verdict", "apply_holm", "within_between"]
 
 
@@ -260,11 +261,26 @@ def bootstrap_ci(
     if not 0 < level < 1:
         raise ValueError(f"level: must lie in (0, 1), got {level}.")
     est, stats = bootstrap(statistic, *samples, n_boot=n_boot, seed=seed, strata=strata)
+    lo, hi = percentile_interval(stats, level)
+    return est, lo, hi
+
+
+def percentile_interval(stats: Any, level: float = 0.95) -> list[float]:
+    r"""The $(1\pm\text{level})/2$ quantiles of resampled statistics `(n_boot,)`: the percentile
+    interval of [`bootstrap_ci`][infograv.experiments.bootstrap_ci], from resamples already
+    drawn (e.g. by [`bootstrap`][infograv.experiments.bootstrap], when the same resamples also
+    give a p-value). `[nan, nan]` when there are none.
+
+    Example:
+        >>> percentile_interval(np.arange(101.0), 0.9)
+        [5.0, 95.0]
+    """
+    stats = np.asarray(stats)
     if len(stats) == 0:
-        return est, float("nan"), float("nan")
+        return [float("nan"), float("nan")]
     alpha = (1 - level) / 2
     lo, hi = np.quantile(stats, [alpha, 1 - alpha])
-    return est, float(lo), float(hi)
+    return [float(lo), float(hi)]
 
 
 def p_value(stats: Any, null: float = 0.0) -> float:

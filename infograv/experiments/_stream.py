@@ -33,30 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..model import thermodynamics
+from ..model._fit import _BLOCK_ELEMS, normalised
 
 __all__ = ["DistributionStore", "Rows", "stream_distributions", "next_token_summaries",
            "normalised", "chunk_rows"]
-
-#: elements of a (prompts x vocabulary) float64 block handled at once (32 MB)
-_BLOCK_ELEMS = 1 << 22
-
-
-def normalised(lp: np.ndarray) -> np.ndarray:
-    """Log-probabilities `(B, V)` renormalised in float64 (a float32 forward pass sums to 1 only
-    to ~1e-7, which the KL's log-partition term would multiply).
-
-    Example:
-        >>> import numpy as np
-        >>> lp = normalised(np.log(np.array([[1.0, 3.0]], np.float32)))
-        >>> np.exp(lp).round(6).tolist()
-        [[0.25, 0.75]]
-    """
-    lp = np.asarray(lp, np.float64)
-    if lp.size == 0:
-        return lp
-    m = lp.max(axis=1, keepdims=True)
-    return lp - (m + np.log(np.sum(np.exp(lp - m), axis=1, keepdims=True)))
-
 
 def chunk_rows(n: int, width: int, budget: int | None = None) -> int:
     """Prompts per chunk: at most `budget // width` (default budget 2**22 elements), split

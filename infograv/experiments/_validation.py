@@ -72,6 +72,7 @@ from ._stats import (
     holm,
     mean,
     p_value,
+    percentile_interval,
     spearman,
     verdict,
     within_between,
@@ -404,9 +405,7 @@ def correlation_claim(x: Any, y: Any, categories: Any,
                       "ci3": nan3}
     kw: dict[str, Any] = {"n_boot": settings.n_boot, "seed": settings.seed}
     est, stats = bootstrap(spearman, x, y, **kw)
-    a = (1 - settings.level) / 2
-    ci = [float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))] if len(stats) else \
-        [float("nan")] * 2
+    ci = percentile_interval(stats, settings.level)
     out |= {"estimate": est, "ci": ci, "p": p_value(stats), "ci3": (est, *ci)}
     if cats is not None and len(set(cats)) > 1 and all(c is not None for c in cats):
         idx = np.random.default_rng(settings.seed + 3)
@@ -419,9 +418,7 @@ def correlation_claim(x: Any, y: Any, categories: Any,
         r = np.asarray(reps)
 
         def q(v: np.ndarray) -> list[float]:
-            v = v[np.isfinite(v)]
-            return [float(np.quantile(v, a)), float(np.quantile(v, 1 - a))] if len(v) else \
-                [float("nan")] * 2
+            return percentile_interval(v[np.isfinite(v)], settings.level)
 
         out["within"] = {"estimate": w, "ci": q(r[:, 0]), "p": p_value(r[:, 0][np.isfinite(
             r[:, 0])])}
@@ -626,7 +623,6 @@ def temperature_study(model: Any, prompts: Sequence[str], settings: ValidationSe
     per_prompt = np.where(np.isfinite(per_prompt), per_prompt, 0.0)
     kw: dict[str, Any] = {"n_boot": settings.n_boot, "level": settings.level, "seed": settings.seed}
     est, stats = bootstrap(mean, per_prompt, n_boot=settings.n_boot, seed=settings.seed)
-    a = (1 - settings.level) / 2
     out = {
         "temperatures": temps, "distinct2": div, "distinct1": d1, "prompts": list(prompts),
         "per_prompt_spearman": per_prompt,
@@ -634,7 +630,7 @@ def temperature_study(model: Any, prompts: Sequence[str], settings: ValidationSe
         "claim": {"n": len(prompts), "n_needed": settings.min_prompts,
                   "estimable": len(prompts) >= settings.min_prompts,
                   "estimate": est, "p": p_value(stats),
-                  "ci": [float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))]},
+                  "ci": percentile_interval(stats, settings.level)},
         "distinct2_by_T": [bootstrap_ci(mean, div[:, j], **kw) for j in range(len(temps))],
     }
     if first_logp is not None:

@@ -354,8 +354,8 @@ def _apply_q(refl: Any, b: Any, transpose: bool) -> Any:
 
     def step(k: Any, y: Any) -> Any:
         u = refl[k if transpose else n - 1 - k]
-        return y - 2.0 * jnp.outer(u, u @ y).reshape(y.shape) if y.ndim == 2 else \
-            y - 2.0 * u * jnp.dot(u, y)
+        # y − 2 u (uᵀ y), for a vector or the columns of a matrix
+        return y - 2.0 * jnp.tensordot(u, u @ y, axes=0)
 
     return _loop(n, step, b)
 

@@ -482,6 +482,12 @@ class PullbackMetric(AbstractMetric):
         return self.fn
 
 
+def sqrt_embedding(log_p: Any) -> Any:
+    """`2√P` from `log P` `(N,)`: the Fisher metric of a distribution over `N` outcomes is the
+    Euclidean metric of these coordinates (`Σ_i dP_i²/P_i = 4 Σ_i (d√P_i)²`)."""
+    return 2.0 * jnp.exp(0.5 * log_p)
+
+
 def fisher_from_energies(grad_u: Any, p: Any, temperature: Any) -> MetricMatrix:
     r"""`Cov_P(∂_a U, ∂_b U) / T²`: the Fisher metric of `P ∝ e^{−U/T}` from the energy gradients.
 
@@ -551,7 +557,7 @@ class FisherMetric(AbstractMetric):
         return jax.nn.log_softmax(-self.energies(q) / self.temperature)
 
     def _sqrt_embedding(self, q: Point) -> Float[Array, " N"]:
-        return 2.0 * jnp.exp(0.5 * self.log_prob(q))
+        return sqrt_embedding(self.log_prob(q))
 
     def metric(self, q: Point) -> MetricMatrix:
         return fisher_from_energies(jax.jacfwd(self.energies)(q), jnp.exp(self.log_prob(q)),

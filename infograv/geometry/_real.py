@@ -27,7 +27,13 @@ from jaxtyping import Array, Float, Int
 from .._custom_types import MetricMatrix, Point, Scalar, Vector
 from ._base import AbstractMetric
 from ._dense import cho_solve, cholesky
-from ._metrics import ConformalMetric, JacobiMetric, _concrete_positive, fisher_from_energies
+from ._metrics import (
+    ConformalMetric,
+    JacobiMetric,
+    _concrete_positive,
+    fisher_from_energies,
+    sqrt_embedding,
+)
 
 __all__ = [
     "SOLVERS",
@@ -318,8 +324,8 @@ class OutputMetric(AbstractMetric):
             >>> bool(jnp.allclose(jac.T @ jac, m.metric(h), atol=1e-5))
             True
         """
-        root = 2.0 * jnp.exp(0.5 * self.log_prob(h))
-        return jnp.concatenate([root, jnp.sqrt(self.ridge.astype(h.dtype)) * h])
+        return jnp.concatenate([sqrt_embedding(self.log_prob(h)),
+                                jnp.sqrt(self.ridge.astype(h.dtype)) * h])
 
     def isometric_embedding(self) -> Callable[[Point], Any]:
         """[`embedding`][infograv.geometry.OutputMetric.embedding] (`g = ∂Fᵀ∂F`, ridge

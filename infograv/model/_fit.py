@@ -145,12 +145,38 @@ class FitData(NamedTuple):
     cscale: jax.Array
 
 
+#: elements of a (prompts x vocabulary) float64 block handled at once (32 MB)
+_BLOCK_ELEMS = 1 << 22
+
+
+def _block_rows(width: int) -> int:
+    # rows of a `_BLOCK_ELEMS` block of `width` columns
+    return max(1, _BLOCK_ELEMS // max(1, width))
+
+
+def normalised(lp: np.ndarray) -> np.ndarray:
+    """Log-probabilities `(B, V)` renormalised in float64 (a float32 forward pass sums to 1 only
+    to ~1e-7, which the KL's log-partition term would multiply).
+
+    Example:
+        >>> import numpy as np
+        >>> lp = normalised(np.log(np.array([[1.0, 3.0]], np.float32)))
+        >>> np.exp(lp).round(6).tolist()
+        [[0.25, 0.75]]
+    """
+    lp = np.asarray(lp, np.float64)
+    if lp.size == 0:
+        return lp
+    m = lp.max(axis=1, keepdims=True)
+    return lp - (m + np.log(np.sum(np.exp(lp - m), axis=1, keepdims=True)))
+
+
 def length_unit(hidden: Any, logp: Any, embedding: Any) -> float:
     """The fit's length unit: median distance from each `h` to its 8 most likely tokens."""
     h = np.asarray(hidden, np.float64)
     lp = np.asarray(logp)
     emb = np.asarray(embedding)
-    step = max(1, (1 << 22) // max(1, lp.shape[1]))
+    step = _block_rows(lp.shape[1])
     top = np.concatenate([np.argpartition(-lp[i:i + step], 8, axis=1)[:, :8]
                           for i in range(0, len(lp), step)])
     diff = h[:, None, :] - emb[top].astype(np.float64)
@@ -195,13 +221,11 @@ def prepare_fit_data(hidden: Any, logp: Any, embedding: Any, unit: float,
     p = np.empty((B, V), np.float64)
     negent = np.empty(B, np.float64)
     # in blocks of rows, so that the temporaries are one block, not (B, V) each
-    step = max(1, (1 << 22) // max(1, V))
+    step = _block_rows(V)
     for i in range(0, B, step):
-        blk = lp[i:i + step]
-        # renormalise in float64: log-probabilities computed in float32 sum to 1 only to ~1e-7,
-        # and the loss's log-partition term (|log Z| ~ 1e4 at the fitted scale) multiplies it
-        m = blk.max(axis=1, keepdims=True)
-        blk = blk - (m + np.log(np.sum(np.exp(blk - m), axis=1, keepdims=True)))
+        # renormalised: the loss's log-partition term (|log Z| ~ 1e4 at the fitted scale)
+        # multiplies a float32 pass's error in the sum
+        blk = normalised(lp[i:i + step])
         pb = np.exp(blk)
         p[i:i + step] = pb
         negent[i:i + step] = np.sum(np.where(pb > 0, pb * blk, 0.0), axis=1)
