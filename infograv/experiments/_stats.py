@@ -268,7 +268,7 @@ def bootstrap_ci(
 def percentile_interval(stats: Any, level: float = 0.95) -> list[float]:
     r"""The $(1\pm\text{level})/2$ quantiles of resampled statistics `(n_boot,)`: the percentile
     interval of [`bootstrap_ci`][infograv.experiments.bootstrap_ci], from resamples already
-    drawn (e.g. by [`bootstrap`][infograv.experiments.bootstrap], when the same resamples also
+    drawn (e.g. by `bootstrap`, when the same resamples also
     give a p-value). `[nan, nan]` when there are none.
 
     Example:
